@@ -1,0 +1,23 @@
+import pytest
+import torch
+
+from unlearnable.budget import parse_budget
+from unlearnable.io.genfile import GeneratorInfo, save_generator
+from unlearnable.models.unet import GeneratorConfig, UNetGenerator
+
+
+def make_generator(path, eps="8/255", num_classes=0, class_names=None, channels=(8, 16, 32), seed=0):
+    """Save a randomly initialised generator through the real file format."""
+    torch.manual_seed(seed)
+    budget = parse_budget(eps)
+    gen = UNetGenerator(GeneratorConfig(channels=channels, num_classes=num_classes, eps=budget.value))
+    # Large output weights push tanh to saturation, so tests exercise the full budget.
+    with torch.no_grad():
+        gen.head.weight.mul_(50)
+    save_generator(path, gen.eval(), GeneratorInfo(config=gen.config, eps_text=budget.text, class_names=class_names or []))
+    return path
+
+
+@pytest.fixture
+def gen_file(tmp_path):
+    return make_generator(tmp_path / "gen.safetensors")

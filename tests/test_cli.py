@@ -1,0 +1,63 @@
+import json
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from unlearnable import __version__
+from unlearnable.cli.main import app
+
+runner = CliRunner()
+
+
+def _folder(root, n=3):
+    for i in range(n):
+        (root / "c").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (12 + i, 10), (10 * i, 50, 90)).save(root / "c" / f"{i}.png")
+    return root
+
+
+def test_version():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and __version__ in res.output
+
+
+def test_poison_json_is_one_object(tmp_path, gen_file):
+    src = _folder(tmp_path / "in")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["protected"] == 3 and data["max_change_levels"] <= data["budget_levels"] == 8
+
+
+def test_poison_default_output_is_sibling(tmp_path, gen_file):
+    src = _folder(tmp_path / "photos")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "photos_protected" / "c" / "0.png").exists()
+
+
+def test_user_errors_are_one_red_line(tmp_path, gen_file):
+    src = _folder(tmp_path / "in")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(tmp_path / "nope.safetensors")])
+    assert res.exit_code == 1
+    assert "does not exist" in res.output and "Traceback" not in res.output
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["poison", str(tmp_path / "empty"), "--gen", str(gen_file)])
+    assert res.exit_code == 1 and "no pictures found" in res.output
+
+
+def test_bare_eps_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["train-generator", str(tmp_path), "--eps", "8"])
+    assert res.exit_code == 2 and "did you mean 8/255?" in res.output
+    res = runner.invoke(app, ["train-generator", str(tmp_path), "--eps", "0"])
+    assert res.exit_code == 2
+
+
+def test_unknown_option_is_usage_error():
+    assert runner.invoke(app, ["poison", "--frobnicate"]).exit_code == 2
+
+
+def test_help_lists_only_real_commands():
+    res = runner.invoke(app, ["--help"])
+    for name in ("train-generator", "poison", "evaluate", "demo"):
+        assert name in res.output

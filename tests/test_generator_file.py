@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from unlearnable.errors import GeneratorFileError
+from unlearnable.io.genfile import FORMAT_VERSION, load_generator, read_info
+from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
+
+from .conftest import make_generator
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    path = make_generator(tmp_path / "g.safetensors", eps="16/255", num_classes=3, class_names=["a", "b", "c"])
+    gen, info = load_generator(path)
+    assert info.eps_text == "16/255" and info.config.eps == pytest.approx(16 / 255)
+    assert info.class_names == ["a", "b", "c"] and info.format_version == FORMAT_VERSION
+    x = torch.rand(2, 3, 20, 28)
+    y = torch.tensor([0, 2])
+    with torch.no_grad():
+        gen2, _ = load_generator(path)
+        assert torch.equal(gen(x, y), gen2(x, y))
+
+
+def _rewrite(path, tensors=None, meta_update=None, drop=()):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    t = load_file(str(path)) if tensors is None else tensors
+    meta.update(meta_update or {})
+    for k in drop:
+        meta.pop(k)
+    save_file(t, str(path), metadata=meta)
+
+
+def test_newer_format_is_refused(gen_file):
+    _rewrite(gen_file, meta_update={"unlearnable.format_version": str(FORMAT_VERSION + 1)})
+    with pytest.raises(GeneratorFileError, match="newer"):
+        load_generator(gen_file)
+
+
+def test_tampered_shapes_are_refused(gen_file):
+    t = load_file(str(gen_file))
+    t["head.weight"] = torch.zeros(3, 99, 1, 1)
+    _rewrite(gen_file, tensors=t)
+    with pytest.raises(GeneratorFileError, match="tampered"):
+        load_generator(gen_file)
+
+
+def test_foreign_and_truncated_files(tmp_path, gen_file):
+    foreign = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(GeneratorFileError, match="not an unlearnable generator"):
+        read_info(foreign)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(gen_file.read_bytes()[:300])
+    with pytest.raises(GeneratorFileError, match="truncated|not a readable"):
+        load_generator(cut)
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"\x80\x04\x95")
+    with pytest.raises(GeneratorFileError):
+        load_generator(pickle)
+
+
+def test_unet_any_size_and_bound():
+    gen = UNetGenerator(GeneratorConfig(channels=(8, 16, 32), eps=8 / 255)).eval()
+    with torch.no_grad():
+        gen.head.weight.mul_(100)
+        for h, w in ((32, 32), (17, 45), (3, 5), (64, 9)):
+            out = gen(torch.rand(2, 3, h, w))
+            assert out.shape == (2, 3, h, w)
+            assert out.abs().max() <= 8 / 255 + 1e-7
+
+
+def test_presets_sizes():
+    sizes = {k: sum(p.numel() for p in UNetGenerator(GeneratorConfig(channels=c)).parameters()) for k, c in GENERATOR_PRESETS.items()}
+    assert 0.4e6 < sizes["small"] < 0.6e6
+    assert 7.5e6 < sizes["paper"] < 8.0e6

@@ -1,0 +1,94 @@
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from unlearnable.errors import DataError
+from unlearnable.io import images
+from unlearnable.io.images import decode_image, list_images
+
+
+def _save(path, img, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **kw)
+    return path
+
+
+def test_modes_are_converted_and_alpha_kept(tmp_path):
+    rgba = Image.new("RGBA", (5, 4), (10, 20, 30, 77))
+    assert decode_image(_save(tmp_path / "a.png", rgba)).alpha.unique().tolist() == [77]
+    la = Image.new("LA", (5, 4), (100, 5))
+    d = decode_image(_save(tmp_path / "la.png", la))
+    assert d.rgb.shape == (4, 5, 3) and d.alpha.unique().tolist() == [5]
+    pal = Image.new("P", (3, 3), 1)
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.info["transparency"] = 1
+    d = decode_image(_save(tmp_path / "p.png", pal, transparency=1))
+    assert d.alpha is not None and d.alpha.max() == 0
+    cmyk = Image.new("CMYK", (4, 4), (0, 255, 0, 0))
+    d = decode_image(_save(tmp_path / "c.jpg", cmyk))
+    assert d.rgb.shape == (4, 4, 3) and d.alpha is None
+    gray = Image.new("L", (4, 4), 99)
+    assert decode_image(_save(tmp_path / "g.bmp", gray)).rgb.unique().tolist() == [99]
+
+
+def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
+    img = Image.new("I;16", (4, 4))
+    img.putdata([65535] * 8 + [32768] * 8)
+    d = decode_image(_save(tmp_path / "deep.png", img))
+    assert d.rgb[0, 0].tolist() == [255, 255, 255]
+    assert 126 <= int(d.rgb[3, 3, 0]) <= 129
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (6, 2), (200, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    d = decode_image(_save(tmp_path / "rot.jpg", img, exif=exif.tobytes()))
+    assert d.rgb.shape[:2] == (6, 2)
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert decode_image(path).rgb[0, 0, 0] > 200
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "empty file"), (b"hello, not an image", "not an image")])
+def test_bad_files_have_reasons(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=reason):
+        decode_image(path)
+
+
+def test_truncated_file(tmp_path):
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(buf, format="JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[:400])
+    with pytest.raises(DataError, match="truncated|cannot decode"):
+        decode_image(path)
+
+
+def test_decompression_bomb_refused(tmp_path, monkeypatch):
+    path = _save(tmp_path / "big.png", Image.new("RGB", (100, 100)))
+    monkeypatch.setattr(images, "MAX_PIXELS", 5000)
+    with pytest.raises(DataError, match="decompression bomb"):
+        decode_image(path)
+
+
+def test_listing_is_recursive_and_sorted(tmp_path):
+    for rel in ("b/2.png", "a/1.JPG", "a/sub/0.webp", "notes.txt", ".hidden/x.png"):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    rels = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
+    assert rels == ["a/1.JPG", "a/sub/0.webp", "b/2.png"]
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        list_images(tmp_path / "nope")

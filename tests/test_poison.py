@@ -1,0 +1,140 @@
+import hashlib
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from unlearnable.errors import DataError, GeneratorFileError
+from unlearnable.io.images import decode_image
+from unlearnable.poison import PoisonConfig, apply_budget, perturbation, protect_folder
+
+from .conftest import make_generator
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    root = tmp_path / "photos"
+    (root / "trip" / "day1").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+
+    def noise(w, h):
+        return Image.frombytes("RGB", (w, h), torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy().tobytes())
+
+    noise(40, 30).save(root / "a.jpg", quality=90)
+    noise(33, 17).save(root / "trip" / "b.png")
+    noise(32, 32).convert("RGBA").save(root / "trip" / "day1" / "alpha.png")
+    noise(32, 32).convert("L").save(root / "gray.webp", lossless=True)
+    noise(20, 20).convert("CMYK").save(root / "cmyk.tiff")
+    (root / "empty.png").write_bytes(b"")
+    (root / "text.jpg").write_bytes(b"not an image at all")
+    full = root / "trip" / "b.png"
+    (root / "cut.png").write_bytes(full.read_bytes()[:200])
+    return root
+
+
+def test_protects_mixed_folder_within_budget(tmp_path, mixed, gen_file):
+    before = _digest(mixed)
+    skipped = []
+    result = protect_folder(mixed, gen_file, tmp_path / "out", PoisonConfig(batch_size=2), on_skip=skipped.append)
+    assert _digest(mixed) == before  # originals untouched, byte for byte
+    assert result.protected == 5 and len(result.skipped) == 3
+    assert sorted(s.path for s in skipped) == ["cut.png", "empty.png", "text.jpg"]
+    assert all(s.reason for s in skipped)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 5
+    for entry in manifest["files"]:
+        orig = decode_image(mixed / entry["source"])
+        prot = decode_image(tmp_path / "out" / entry["output"])
+        change = (prot.rgb.int() - orig.rgb.int()).abs().max().item()
+        assert change <= 8 and change == entry["max_change_levels"]
+        assert (orig.alpha is None) == (prot.alpha is None)
+        if orig.alpha is not None:
+            assert torch.equal(orig.alpha, prot.alpha)
+    # the random generator saturates tanh, so the full budget is used in both directions
+    assert result.max_change_levels == 8
+    assert (tmp_path / "out" / "trip" / "day1" / "alpha.png").exists()
+    assert not (tmp_path / "out" / "manifest.partial.jsonl").exists()
+
+
+def test_rounding_not_truncation():
+    orig = torch.full((1, 1, 3), 100, dtype=torch.uint8)
+    delta = torch.full((3, 1, 1), -0.6 / 255)
+    assert apply_budget(orig, delta, 8).unique().tolist() == [99]
+    delta = torch.full((3, 1, 1), 20 / 255)
+    assert apply_budget(orig, delta, 8).unique().tolist() == [108]
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "parent"])
+def test_refuses_output_near_input(tmp_path, mixed, gen_file, where):
+    out = {"same": mixed, "inside": mixed / "out", "parent": tmp_path}[where]
+    with pytest.raises(DataError, match="input folder"):
+        protect_folder(mixed, gen_file, out)
+
+
+def test_refuses_foreign_nonempty_output(tmp_path, mixed, gen_file):
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "keep.txt").write_text("precious")
+    with pytest.raises(DataError, match="not empty"):
+        protect_folder(mixed, gen_file, tmp_path / "theirs")
+
+
+def test_empty_folder_and_bad_generator(tmp_path, gen_file):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no pictures found"):
+        protect_folder(tmp_path / "empty", gen_file)
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "one" / "x.png")
+    with pytest.raises(GeneratorFileError, match="does not exist"):
+        protect_folder(tmp_path / "one", tmp_path / "missing.safetensors")
+
+
+def test_interrupted_run_resumes_without_redoing(tmp_path, mixed, gen_file):
+    out = tmp_path / "out"
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        protect_folder(mixed, gen_file, out, PoisonConfig(batch_size=3), on_progress=stop)
+    first = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    assert 0 < len(first) < 5
+    result = protect_folder(mixed, gen_file, out, PoisonConfig(batch_size=3))
+    assert result.already_done == len(first) and result.protected == 5 - len(first)
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.png") if p.name in first} == first
+    again = protect_folder(mixed, gen_file, out)
+    assert again.protected == 0 and again.already_done == 5
+
+
+def test_resume_with_other_generator_is_refused(tmp_path, mixed, gen_file):
+    protect_folder(mixed, gen_file, tmp_path / "out")
+    other = make_generator(tmp_path / "other.safetensors", seed=1)
+    with pytest.raises(DataError, match="different run"):
+        protect_folder(mixed, other, tmp_path / "out")
+
+
+def test_label_aware_generator_needs_class_folders(tmp_path, mixed):
+    gen = make_generator(tmp_path / "la.safetensors", num_classes=2, class_names=["cat", "dog"])
+    with pytest.raises(DataError, match="label-aware"):
+        protect_folder(mixed, gen, tmp_path / "out")
+    root = tmp_path / "labelled"
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        Image.new("RGB", (16, 16), (50, 60, 70)).save(root / c / "1.png")
+    assert protect_folder(root, gen, tmp_path / "out2").protected == 2
+
+
+def test_tiles_keep_the_bound_and_have_no_seams(tmp_path, gen_file):
+    from unlearnable.io.genfile import load_generator
+
+    gen, _ = load_generator(gen_file)
+    x = torch.rand(1, 3, 150, 170)
+    tiled = perturbation(gen, x, None, tile=64, overlap=16)
+    assert tiled.shape == x.shape and tiled.abs().max() <= 8 / 255 + 1e-7
+    whole = perturbation(gen, x, None, tile=512, overlap=16)
+    # away from tile borders the network sees the same neighbourhood: tiled equals untiled
+    assert (tiled - whole).abs().mean() < 0.25 * whole.abs().mean()

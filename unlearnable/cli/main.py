@@ -1,0 +1,254 @@
+"""`unlearnable`: protect image folders from unauthorized training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .. import __version__
+from ..device import DEVICE_CHOICES, resolve_device, seed_everything
+from ..poison import PoisonConfig, protect_folder
+from ..models.unet import GENERATOR_PRESETS
+from ..models.victims import VICTIMS
+from ..training.generator import PRESETS, train_generator
+from ..training.victim import RECIPES
+from .common import budget_option, console, emit_json, error_boundary, progress_bar
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Protect image folders from unauthorized training with imperceptible perturbations.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DeviceOpt = typer.Option("auto", "--device", help=f"Where to compute: {'|'.join(DEVICE_CHOICES)} (auto: cuda, mps, cpu).")
+JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout (human output stays on stderr).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"unlearnable {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Protect image folders from unauthorized training with imperceptible perturbations."""
+
+
+@app.command()
+def poison(
+    input_dir: Path = typer.Argument(..., help="Folder of pictures to protect (searched recursively)."),
+    gen: Path = typer.Option(..., "--gen", help="Generator file (.safetensors) from `unlearnable train-generator`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <input>_protected beside the input)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
+    fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),
+    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality 1-100 (lossy formats only)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first damaged picture instead of skipping it."),
+    tile: int = typer.Option(512, "--tile", min=32, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
+    with error_boundary():
+        if fmt != "png":
+            console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
+                          "and can move pixels beyond the budget; png keeps it exact")
+        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile)
+        with progress_bar("protecting", quiet=False) as bar:
+            task = bar.add_task("protecting", total=None, info="")
+            result = protect_folder(
+                input_dir, gen, out, config, resolve_device(device),
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_skip=lambda s: console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False),
+            )
+        table = Table(title=f"protected {result.output_dir}")
+        for col in ("files", "protected", "already done", "skipped", "images/s", "largest change", "mean PSNR"):
+            table.add_column(col, justify="right")
+        table.add_row(
+            str(result.files), str(result.protected), str(result.already_done), str(len(result.skipped)),
+            f"{result.images_per_s:.1f}", f"{result.max_change_levels}/255 (budget {result.budget_levels})",
+            "-" if result.mean_psnr is None else f"{result.mean_psnr:.2f} dB",
+        )
+        console.print(table)
+        if json_out:
+            emit_json(result.to_dict())
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+@app.command("train-generator")
+def train_generator_cmd(
+    data_dir: Path = typer.Argument(..., help="Labelled folder: one sub-folder of pictures per class."),
+    eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
+    out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the generator file."),
+    preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Game (BOME) epochs; default from the preset."),
+    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Min-min warm-start epochs before the game; default from the preset."),
+    inner_steps: Optional[int] = typer.Option(None, "--inner-steps", min=1, help="BOME inner steps T per outer step; default from the preset."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per outer step; default from the preset."),
+    image_size: int = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels (shorter side resized, centre-cropped)."),
+    generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
+    victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
+    label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
+    seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <out>.ckpt."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Train a perturbation generator on a labelled folder (GUE: a Stackelberg game solved with BOME)."""
+    budget = budget_option(eps)
+    with error_boundary():
+        if preset not in PRESETS:
+            raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", param_hint="--preset")
+        if fraction == 0:
+            raise typer.BadParameter("must be greater than 0", param_hint="--fraction")
+        overrides = {"eps": budget.value, "eps_text": budget.text, "image_size": image_size, "seed": seed,
+                     "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes}
+        for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("inner_steps", inner_steps),
+                           ("batch_size", batch_size), ("generator", generator), ("victim", victim),
+                           ("label_aware", label_aware)):
+            if value is not None:
+                overrides[key] = value
+        config = replace(PRESETS[preset], **overrides)
+        if config.victim not in VICTIMS:
+            raise typer.BadParameter(f"unknown victim {config.victim!r}; choose one of {', '.join(VICTIMS)}", param_hint="--victim")
+        seed_everything(seed)
+        dev = resolve_device(device)
+        with progress_bar("training") as bar:
+            load = bar.add_task("reading pictures", total=None, info="")
+            task = bar.add_task("training", total=None, info="", visible=False)
+
+            def on_step(s: dict) -> None:
+                total = s["epochs"] * s["steps_per_epoch"]
+                done = (s["epoch"] - 1) * s["steps_per_epoch"] + s["step"]
+                info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
+                if "J_a" in s:
+                    info += f" J_a {s['J_a']:.3f} λ {s['lambda']:.2f}"
+                bar.update(task, completed=done, total=total, visible=True, info=info + f" {s['images_per_s']:.0f} img/s")
+
+            result = train_generator(
+                data_dir, out, config, dev, resume=resume,
+                on_load=lambda d, t: bar.update(load, completed=d, total=t), on_step=on_step,
+            )
+        table = Table(title=f"generator written to {result.output}")
+        for col in ("images", "skipped", "epochs", "steps", "minutes", "images/s", "stopped early"):
+            table.add_column(col, justify="right")
+        table.add_row(str(result.images), str(result.skipped), str(result.epochs_done), str(result.steps),
+                      f"{result.seconds / 60:.1f}", f"{result.images_per_s:.0f}", "yes" if result.stopped_early else "no")
+        console.print(table)
+        if json_out:
+            emit_json({**result.to_dict(), "config": asdict(config), "device": str(dev)})
+
+
+@app.command()
+def evaluate(
+    protected_dir: Path = typer.Argument(..., help="Labelled folder of protected pictures (what a trainer would scrape)."),
+    test: Path = typer.Option(..., "--test", help="Labelled folder of clean test pictures, same class folders."),
+    clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
+    arch: Optional[str] = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe."),
+    recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs; default from the recipe."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per step; default from the recipe."),
+    image_size: int = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels (shorter side resized, centre-cropped)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Train a fresh victim on protected pictures and report its clean-test accuracy."""
+    with error_boundary():
+        if recipe not in RECIPES:
+            raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
+        overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+        rec = replace(RECIPES[recipe], **overrides)
+        if rec.arch not in VICTIMS:
+            raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
+        seed_everything(seed)
+        dev = resolve_device(device)
+        from ..evaluate import evaluate_protection
+
+        with progress_bar("evaluating") as bar:
+            tasks: dict[str, int] = {}
+            current = {"name": ""}
+
+            def on_stage(name: str, total: int) -> None:
+                current["name"] = name
+                tasks[name] = bar.add_task(f"training on {name}", total=total, info="")
+
+            def on_epoch(r: dict) -> None:
+                bar.update(tasks[current["name"]], completed=r["epoch"],
+                           info=f"loss {r['train_loss']:.3f} test acc {r['test_accuracy']:.3f}")
+
+            result = evaluate_protection(protected_dir, test, clean, rec, seed, dev, image_size, on_stage, on_epoch)
+        table = Table(title=f"{rec.arch}, {rec.epochs} epochs, {result.train_images} training pictures")
+        for col in ("trained on", "final test accuracy", "peak test accuracy"):
+            table.add_column(col, justify="right")
+        table.add_row("protected", f"{result.accuracy:.2%}", f"{result.peak_accuracy:.2%}")
+        if result.clean_accuracy is not None:
+            table.add_row("originals", f"{result.clean_accuracy:.2%}", f"{result.clean_peak_accuracy:.2%}")
+        console.print(table)
+        if result.accuracy_drop is not None:
+            console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
+        if json_out:
+            emit_json(result.to_dict())
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Argument(Path("unlearnable-demo"), help="Folder to create the demo in."),
+    eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255."),
+    seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Run the whole workflow on synthetic pictures: train, protect unseen pictures, evaluate."""
+    budget = budget_option(eps)
+    with error_boundary():
+        from ..demo import run_demo
+
+        seed_everything(seed)
+        dev = resolve_device(device)
+        with progress_bar("demo") as bar:
+            task = bar.add_task("demo", total=None, info="")
+
+            def on_stage(text: str) -> None:
+                bar.update(task, description=text, info="", completed=0, total=None)
+
+            def on_step(s: dict) -> None:
+                total = s["epochs"] * s["steps_per_epoch"]
+                done = (s["epoch"] - 1) * s["steps_per_epoch"] + s["step"]
+                bar.update(task, completed=done, total=total, info=f"{s['phase']} J_c {s['J_c']:.3f}")
+
+            def on_epoch(r: dict) -> None:
+                bar.update(task, info=f"epoch {r['epoch']} test acc {r['test_accuracy']:.3f}")
+
+            result = run_demo(folder, budget, dev, seed, on_stage, on_step, on_epoch)
+        table = Table(title="what an unauthorized trainer gets (small CNN, clean test pictures)")
+        table.add_column("trained on")
+        table.add_column("test accuracy", justify="right")
+        table.add_row("original uploads", f"{result.clean_accuracy:.1%}")
+        table.add_row("protected uploads", f"{result.protected_accuracy:.1%}")
+        console.print(table)
+        console.print(f"largest pixel change {result.max_change_levels}/255 (budget {result.budget_levels}/255); "
+                      f"preview: {result.preview}")
+        if json_out:
+            emit_json(result.to_dict())
+
+
+def run() -> None:
+    app(prog_name="unlearnable")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,25 @@
+"""One exception family for the whole library.
+
+The CLI catches :class:`UnlearnableError` once, prints its message as one red line and exits
+with code 1. Messages say what went wrong *and* what to do about it.
+"""
+
+
+class UnlearnableError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class BudgetError(UnlearnableError):
+    """An L-inf budget string could not be parsed or is out of range."""
+
+
+class DataError(UnlearnableError):
+    """An input folder or image is unusable."""
+
+
+class GeneratorFileError(UnlearnableError):
+    """A generator file is not ours, damaged, tampered with or too new."""
+
+
+class GuaranteeError(UnlearnableError):
+    """A protected image would have moved a pixel further than the budget allows."""

@@ -1,0 +1,1 @@
+"""The unlearnable-example game: payoffs and solvers."""

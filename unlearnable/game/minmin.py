@@ -1,0 +1,43 @@
+"""Error-minimising (min-min) generator steps, used to warm-start the GUE game.
+
+Both players minimise the same loss J_c(w, theta) = CE(f_theta(x + g_w(x, y)), y): the
+generator learns perturbations that are *easy* to fit (shortcuts), the classical
+unlearnable-examples objective (Huang et al. 2021) in generator form. Starting the game from
+such a generator is what makes the CPU preset effective within minutes (see README).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .losses import follower_payoff
+
+
+def minmin_step(
+    generator: nn.Module,
+    victim: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gen_opt: torch.optim.Optimizer,
+    victim_opt: torch.optim.Optimizer,
+    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+    label_aware: bool = False,
+) -> dict[str, float]:
+    """One victim step on the protected batch, then one generator step on the same loss."""
+    yg = y if label_aware else None
+    with torch.no_grad():
+        delta = generator(x, yg)
+    victim_opt.zero_grad(set_to_none=True)
+    loss_v = follower_payoff(victim(transform((x + delta).clamp(0, 1))), y)
+    loss_v.backward()
+    victim_opt.step()
+
+    gen_opt.zero_grad(set_to_none=True)
+    loss_g = follower_payoff(victim(transform((x + generator(x, yg)).clamp(0, 1))), y)
+    loss_g.backward()
+    victim_opt.zero_grad(set_to_none=True)  # the victim only learns in its own step
+    gen_opt.step()
+    return {"J_c": loss_g.item(), "victim_loss": loss_v.item()}

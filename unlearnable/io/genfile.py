@@ -1,0 +1,152 @@
+"""The generator file: safetensors weights plus namespaced string metadata.
+
+Metadata keys (all strings, all prefixed ``unlearnable.``): ``format_version``, ``config``
+(the :class:`GeneratorConfig` as JSON), ``eps`` (as the user wrote it, e.g. "8/255"),
+``eps_float``, ``image_size``, ``channels``, ``class_names`` (JSON list), ``method``,
+``solver``, ``victim``, ``training`` (JSON of the training settings), ``package_version``,
+``created``. The model is rebuilt from the file alone; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from .. import __version__
+from ..errors import GeneratorFileError
+from ..models.unet import GeneratorConfig, UNetGenerator
+
+FORMAT_VERSION = 1
+PREFIX = "unlearnable."
+
+
+@dataclass
+class GeneratorInfo:
+    """What a generator file says about itself, besides the weights."""
+
+    config: GeneratorConfig
+    eps_text: str
+    image_size: int = 32
+    class_names: list[str] = field(default_factory=list)
+    method: str = "gue"
+    solver: str = "bome"
+    victim: str = "small-cnn"
+    training: dict = field(default_factory=dict)
+    package_version: str = __version__
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+
+def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) -> None:
+    """Write weights and metadata atomically to ``path``."""
+    path = Path(path)
+    meta = {
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(info.config.to_dict()),
+        "eps": info.eps_text,
+        "eps_float": repr(float(info.config.eps)),
+        "image_size": str(info.image_size),
+        "channels": str(info.config.in_channels),
+        "class_names": json.dumps(info.class_names),
+        "method": info.method,
+        "solver": info.solver,
+        "victim": info.victim,
+        "training": json.dumps(info.training, sort_keys=True),
+        "package_version": __version__,
+        "created": info.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={PREFIX + k: v for k, v in meta.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_info(path: Path) -> GeneratorInfo:
+    """Read and validate only the metadata of a generator file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeneratorFileError(f"generator file {path} does not exist; train one with `unlearnable train-generator`")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated or not a generator"
+        ) from None
+    meta = {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
+    if "format_version" not in meta or "config" not in meta:
+        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
+    try:
+        version = int(meta["format_version"])
+    except ValueError:
+        raise GeneratorFileError(f"{path} has a damaged format_version field") from None
+    if version > FORMAT_VERSION:
+        raise GeneratorFileError(
+            f"{path} uses generator format {version}, newer than this tool reads ({FORMAT_VERSION}); "
+            "upgrade unlearnable"
+        )
+    try:
+        config = GeneratorConfig.from_dict(json.loads(meta["config"]))
+        return GeneratorInfo(
+            config=config,
+            eps_text=meta.get("eps", repr(config.eps)),
+            image_size=int(meta.get("image_size", 32)),
+            class_names=json.loads(meta.get("class_names", "[]")),
+            method=meta.get("method", "gue"),
+            solver=meta.get("solver", "bome"),
+            victim=meta.get("victim", ""),
+            training=json.loads(meta.get("training", "{}")),
+            package_version=meta.get("package_version", ""),
+            created=meta.get("created", ""),
+            format_version=version,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GeneratorFileError(f"{path} has damaged metadata ({exc})") from None
+
+
+def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[UNetGenerator, GeneratorInfo]:
+    """Rebuild the generator from the file alone, in eval mode, on ``device``."""
+    info = read_info(path)
+    if not (0 < info.config.eps <= 1):
+        raise GeneratorFileError(f"{path} has an invalid eps {info.config.eps}")
+    try:
+        generator = UNetGenerator(info.config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise GeneratorFileError(f"{path} has an architecture config this tool cannot build ({exc})") from None
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(f"{path} could not be read ({exc}); it may be truncated") from None
+    expected = generator.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise GeneratorFileError(
+            f"{path} does not match its own config (missing {missing[:3]}, unexpected {extra[:3]}); "
+            "the file was tampered with or damaged"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise GeneratorFileError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, config needs "
+                f"{tuple(expected[name].shape)}; the file was tampered with or damaged"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise GeneratorFileError(f"{path}: tensor {name} holds NaN or infinite values")
+    generator.load_state_dict(tensors)
+    return generator.to(device).eval(), info

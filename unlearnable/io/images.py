@@ -1,0 +1,173 @@
+"""Folders of real photos in, 8-bit tensors out, protected pictures back to disk.
+
+Every image becomes an RGB ``uint8`` tensor of shape (H, W, 3) plus, when the file had one,
+an alpha plane (H, W) that is carried through to the output untouched. EXIF orientation is
+applied, palette/CMYK/16-bit images are converted, and a damaged file is reported with the
+reason instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+# Pictures larger than this are refused as possible decompression bombs (about 16k x 12k).
+MAX_PIXELS = 200_000_000
+
+
+@dataclass
+class Decoded:
+    """A decoded picture: ``rgb`` uint8 (H, W, 3) and optional ``alpha`` uint8 (H, W)."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be used, with a reason a person can act on."""
+
+    path: str
+    reason: str
+
+
+def list_images(root: Path) -> list[Path]:
+    """Every file under ``root`` with an image suffix, recursively, in a stable order."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"folder {root} does not exist; check the path")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; pass the folder that holds your pictures")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(Path(dirpath) / name)
+    found.sort(key=lambda p: p.relative_to(root).as_posix())
+    return found
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Bring high-bit-depth single-channel modes down to 8-bit 'L' by scaling, not clipping."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return img.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    if img.mode == "I":
+        lo, hi = img.getextrema()
+        scale = 1 / 257 if hi > 255 else 1
+        return img.point(lambda v: v * scale).convert("L")
+    if img.mode == "F":
+        lo, hi = img.getextrema()
+        scale = 255.0 if hi <= 1.0 else (1 / 257 if hi > 255 else 1.0)
+        return img.point(lambda v: v * scale).convert("L")
+    return img
+
+
+def decode_image(path: Path) -> Decoded:
+    """Decode one file (first frame of animations) into RGB and optional alpha tensors.
+
+    Raises :class:`DataError` with the reason for empty, corrupt, truncated, non-image or
+    oversized files.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError("empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise DataError(
+                        f"{img.width}x{img.height} pixels is over the {MAX_PIXELS:,}-pixel limit "
+                        "(possible decompression bomb); downscale it first"
+                    )
+                img.seek(0)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                img = _to_8bit(img)
+                has_alpha = img.mode in ("RGBA", "LA", "PA") or (
+                    img.mode == "P" and "transparency" in img.info
+                )
+                if has_alpha:
+                    rgba = img.convert("RGBA")
+                    data = _tensor(rgba, 4)
+                    return Decoded(rgb=data[..., :3].contiguous(), alpha=data[..., 3].contiguous())
+                return Decoded(rgb=_tensor(img.convert("RGB"), 3), alpha=None)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError("too many pixels (possible decompression bomb); downscale it first") from None
+    except UnidentifiedImageError:
+        raise DataError("not an image Pillow can read (wrong suffix or corrupt header)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc) or type(exc).__name__
+        if "truncated" in msg.lower():
+            msg = "truncated file (image data ends early)"
+        raise DataError(f"cannot decode: {msg}") from None
+
+
+def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).view(img.height, img.width, channels)
+
+
+def to_float(rgb: torch.Tensor) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (3, H, W) in [0, 1]."""
+    return rgb.permute(2, 0, 1).float().div(255)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95) -> bytes:
+    """Encode uint8 RGB (and alpha) as PNG (lossless), or JPEG/WebP when asked for."""
+    h, w, _ = rgb.shape
+    data = rgb if alpha is None else torch.cat([rgb, alpha.unsqueeze(-1)], dim=-1)
+    mode = "RGB" if alpha is None else "RGBA"
+    img = Image.frombytes(
+        mode, (w, h), data.contiguous().cpu().numpy().tobytes()
+    )
+    out = io.BytesIO()
+    if fmt == "png":
+        img.save(out, format="PNG", compress_level=6)
+    elif fmt == "jpeg":
+        img.convert("RGB").save(out, format="JPEG", quality=quality)
+    elif fmt == "webp":
+        img.save(out, format="WEBP", quality=quality)
+    else:
+        raise DataError(f"unknown output format {fmt!r}; use png, jpeg or webp")
+    return out.getvalue()

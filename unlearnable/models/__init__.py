@@ -1,0 +1,1 @@
+"""Networks: the perturbation generator and the victim classifiers."""

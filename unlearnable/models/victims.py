@@ -1,0 +1,97 @@
+"""Victim classifiers (the follower in the game, and the would-be trainer in `evaluate`).
+
+Images enter in [0, 1]; per-channel normalization is the model's first layer. All models
+end in global average pooling, so any input size works.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+# CIFAR-10 statistics; a fixed, documented normalization is enough for every dataset we use.
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+class Normalize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def _conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """About 0.6M parameters, 5 conv layers (32-64-128-128-256), pooling early to stay cheap on a CPU."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(
+            Normalize(),
+            _conv_bn(3, 32), nn.MaxPool2d(2),
+            _conv_bn(32, 64), nn.MaxPool2d(2),
+            _conv_bn(64, 128), _conv_bn(128, 128), nn.MaxPool2d(2),
+            _conv_bn(128, 256),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, num_classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18, CIFAR variant (3x3 stem, no max-pool), as in the GUE paper."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.norm = Normalize()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        layers, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
+
+    def forward(self, x):
+        return self.head(self.layers(self.stem(self.norm(x))))
+
+
+VICTIMS: dict[str, Callable[[int], nn.Module]] = {
+    "small-cnn": SmallCNN,
+    "resnet18": ResNet18,
+}
+
+
+def build_victim(name: str, num_classes: int) -> nn.Module:
+    from ..errors import UnlearnableError
+
+    if name not in VICTIMS:
+        raise UnlearnableError(f"unknown architecture {name!r}; choose one of: {', '.join(VICTIMS)}")
+    return VICTIMS[name](num_classes)

@@ -1,0 +1,342 @@
+"""`poison`: protect any folder of pictures with one generator forward pass per image.
+
+The output mirrors the input tree. Originals are only ever opened for reading; the output
+folder must not be, or lie inside, the input folder (nor contain it). Each output file is
+written atomically, and a line per finished file is appended to ``manifest.partial.jsonl``
+so an interrupted run resumes where it stopped. The final ``manifest.json`` is written
+atomically at the end.
+
+The guarantee: the perturbation is expressed in 8-bit levels, clipped to
+L = floor(eps * 255), added to the decoded original and *rounded*; the encoded file is then
+decoded again and every pixel compared with the original before the file is written. A pixel
+that moved more than L levels is a :class:`GuaranteeError`, never a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from .errors import DataError, GuaranteeError, UnlearnableError
+from .io.genfile import load_generator
+from .io.images import (
+    Decoded,
+    Skipped,
+    atomic_write_bytes,
+    decode_image,
+    encode_image,
+    list_images,
+    sha256_file,
+)
+from .models.unet import UNetGenerator
+
+PARTIAL = "manifest.partial.jsonl"
+MANIFEST = "manifest.json"
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    batch_size: int = 64  # images per forward pass
+    fmt: str = "png"  # png (lossless, default) | jpeg | webp (lossy: weakens protection)
+    quality: int = 95  # JPEG/WebP quality 1-100, lossy formats only
+    strict: bool = False  # a damaged input file stops the run instead of being skipped
+    tile: int = 512  # pictures larger than tile x tile pixels are processed in tiles
+    tile_overlap: int = 64  # pixels of overlap between tiles, blended linearly
+
+
+@dataclass
+class PoisonResult:
+    input_dir: str
+    output_dir: str
+    manifest: str
+    files: int = 0
+    protected: int = 0
+    already_done: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+    max_change_levels: int = 0
+    budget_levels: int = 0
+    mean_psnr: float | None = None
+    format: str = "png"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_output_location(input_dir: Path, output_dir: Path) -> None:
+    """Refuse an output folder that is, or is inside, the input (or that contains it)."""
+    src, dst = input_dir.resolve(), output_dir.resolve()
+    if dst == src or src in dst.parents:
+        raise DataError(f"output folder {output_dir} is inside the input folder; choose an --out outside {input_dir}")
+    if dst in src.parents:
+        raise DataError(f"output folder {output_dir} contains the input folder; choose a separate --out")
+
+
+def output_names(rel_paths: list[str], fmt: str) -> dict[str, str]:
+    """Map each relative source path to a relative output path with the format's suffix.
+
+    ``a.jpg`` -> ``a.png``; if two sources would collide (``a.jpg`` and ``a.png``), the later
+    one keeps its full name (``a.jpg.png``).
+    """
+    taken: set[str] = set()
+    names = {}
+    for rel in rel_paths:
+        stem = rel.rsplit(".", 1)[0]
+        name = stem + SUFFIX[fmt]
+        if name.lower() in taken:
+            name = rel + SUFFIX[fmt]
+        taken.add(name.lower())
+        names[rel] = name
+    return names
+
+
+def class_of(rel: str, class_names: list[str]) -> int | None:
+    """Class index from the first-level sub-folder, or None when there is none."""
+    parts = rel.split("/")
+    if len(parts) < 2 or parts[0] not in class_names:
+        return None
+    return class_names.index(parts[0])
+
+
+def _feather(n: int, overlap: int, device) -> torch.Tensor:
+    ramp = torch.ones(n, device=device)
+    k = min(overlap, n // 2)
+    if k > 0:
+        edge = torch.arange(1, k + 1, device=device, dtype=torch.float32) / (k + 1)
+        ramp[:k] = edge
+        ramp[-k:] = edge.flip(0)
+    return ramp
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    return sorted(set(starts))
+
+
+@torch.no_grad()
+def perturbation(generator: UNetGenerator, x: torch.Tensor, y: torch.Tensor | None, tile: int, overlap: int) -> torch.Tensor:
+    """Perturbation for a batch x (N, 3, H, W); large pictures go through overlapping tiles.
+
+    Tiles are blended with linear feathering weights, a convex combination, so the blend
+    never leaves [-eps, eps] and shows no seams.
+    """
+    n, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return generator(x, y)
+    stride = max(tile - overlap, 1)
+    out = torch.zeros_like(x)
+    weight = torch.zeros(1, 1, h, w, device=x.device)
+    for top in _starts(h, tile, stride):
+        for left in _starts(w, tile, stride):
+            th, tw = min(tile, h), min(tile, w)
+            patch = generator(x[:, :, top:top + th, left:left + tw], y)
+            wgt = _feather(th, overlap, x.device)[:, None] * _feather(tw, overlap, x.device)[None, :]
+            out[:, :, top:top + th, left:left + tw] += patch * wgt
+            weight[:, :, top:top + th, left:left + tw] += wgt
+    return out / weight
+
+
+def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int) -> torch.Tensor:
+    """Add a perturbation to a uint8 (H, W, 3) picture, rounding, within ``levels`` levels.
+
+    ``delta`` is (3, H, W) on [0, 1] scale. Rounding (not truncation) keeps negative changes.
+    """
+    step = (delta.permute(1, 2, 0).float() * 255).clamp(-levels, levels)
+    return (original.float() + step).round().clamp(0, 255).to(torch.uint8)
+
+
+def max_change(a: torch.Tensor, b: torch.Tensor) -> int:
+    return int((a.int() - b.int()).abs().max().item()) if a.numel() else 0
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Peak signal-to-noise ratio in dB; None for identical pictures (infinite PSNR)."""
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return None if mse == 0 else round(10 * math.log10(255**2 / mse), 3)
+
+
+def _decode_bytes(data: bytes) -> torch.Tensor:
+    import numpy as np
+
+    with Image.open(io.BytesIO(data)) as img:
+        return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy())
+
+
+class _State:
+    """The resumable record of finished files (``manifest.partial.jsonl``)."""
+
+    def __init__(self, out_dir: Path, header: dict):
+        self.path = out_dir / PARTIAL
+        self.done: dict[str, dict] = {}
+        existing_manifest = out_dir / MANIFEST
+        if existing_manifest.exists():
+            try:
+                data = json.loads(existing_manifest.read_text())
+                self._check_header(data.get("header", {}), header, out_dir)
+                self.done.update({e["source"]: e for e in data.get("files", [])})
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(f"{existing_manifest} is damaged; delete it or choose another --out") from None
+        if self.path.exists():
+            with open(self.path) as fh:
+                lines = fh.read().splitlines()
+            for i, line in enumerate(lines):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    if i == len(lines) - 1:
+                        continue  # a line cut short by the interruption
+                    raise DataError(f"{self.path} is damaged; delete the output folder and start again") from None
+                if i == 0:
+                    self._check_header(record, header, out_dir)
+                else:
+                    self.done[record["source"]] = record
+        else:
+            with open(self.path, "w") as fh:
+                fh.write(json.dumps(header) + "\n")
+        self.header = header
+        self._fh = open(self.path, "a")
+
+    @staticmethod
+    def _check_header(found: dict, header: dict, out_dir: Path) -> None:
+        for key in ("generator_sha256", "format"):
+            if found.get(key) != header[key]:
+                raise DataError(
+                    f"{out_dir} holds output of a different run ({key} differs); choose another --out "
+                    "or delete that folder"
+                )
+
+    def record(self, entry: dict) -> None:
+        self.done[entry["source"]] = entry
+        self._fh.write(json.dumps(entry) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _prepare_output(input_dir: Path, out_dir: Path) -> None:
+    check_output_location(input_dir, out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise DataError(f"--out {out_dir} exists and is not a folder; choose another --out")
+        ours = (out_dir / PARTIAL).exists() or (out_dir / MANIFEST).exists()
+        if any(out_dir.iterdir()) and not ours:
+            raise DataError(f"--out {out_dir} is not empty and was not made by unlearnable; choose an empty folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def protect_folder(
+    input_dir: Path,
+    gen_path: Path,
+    out_dir: Path | None = None,
+    config: PoisonConfig = PoisonConfig(),
+    device: torch.device = torch.device("cpu"),
+    on_progress: Callable[[int, int], None] | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
+) -> PoisonResult:
+    """Protect every picture under ``input_dir`` with the generator in ``gen_path``."""
+    input_dir = Path(input_dir)
+    out_dir = Path(out_dir) if out_dir else input_dir.parent / f"{input_dir.resolve().name}_protected"
+    if config.fmt not in SUFFIX:
+        raise DataError(f"unknown output format {config.fmt!r}; use png, jpeg or webp")
+    files = list_images(input_dir)
+    if not files:
+        raise DataError(f"no pictures found in {input_dir} (looked for {', '.join(s[1:] for s in SUFFIX)} and more)")
+    generator, info = load_generator(gen_path, device)
+    levels = int(math.floor(info.config.eps * 255 + 1e-6))
+    rels = [p.relative_to(input_dir).as_posix() for p in files]
+    labels = {}
+    if info.config.num_classes:
+        unlabeled = [r for r in rels if class_of(r, info.class_names) is None]
+        if unlabeled:
+            raise DataError(
+                f"this generator is label-aware: put each picture in a sub-folder named after its class "
+                f"({', '.join(info.class_names[:10])}); {unlabeled[0]} has none"
+            )
+        labels = {r: class_of(r, info.class_names) for r in rels}
+    _prepare_output(input_dir, out_dir)
+    names = output_names(rels, config.fmt)
+    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text}
+    state = _State(out_dir, header)
+    result = PoisonResult(
+        input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
+        files=len(files), budget_levels=levels, format=config.fmt,
+    )
+    start = time.perf_counter()
+    lossy = config.fmt != "png"
+    try:
+        for first in range(0, len(files), config.batch_size):
+            chunk = list(zip(files[first:first + config.batch_size], rels[first:first + config.batch_size]))
+            todo: list[tuple[str, str, Decoded]] = []
+            for path, rel in chunk:
+                digest = sha256_file(path)
+                prev = state.done.get(rel)
+                if prev and prev.get("source_sha256") == digest and (out_dir / prev["output"]).exists():
+                    result.already_done += 1
+                    continue
+                try:
+                    todo.append((rel, digest, decode_image(path)))
+                except DataError as exc:
+                    if config.strict:
+                        raise DataError(f"{rel}: {exc} (stopped because of --strict)") from None
+                    skip = Skipped(rel, str(exc))
+                    result.skipped.append(asdict(skip))
+                    if on_skip:
+                        on_skip(skip)
+            by_shape: dict[tuple, list] = {}
+            for item in todo:
+                by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
+            for group in by_shape.values():
+                x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
+                y = torch.tensor([labels[r] for r, _, _ in group], device=device) if labels else None
+                deltas = perturbation(generator, x, y, config.tile, config.tile_overlap).cpu()
+                for (rel, digest, dec), delta in zip(group, deltas):
+                    protected = apply_budget(dec.rgb, delta, levels)
+                    data = encode_image(protected, dec.alpha, config.fmt, config.quality)
+                    written = _decode_bytes(data)
+                    change = max_change(written, dec.rgb)
+                    if change > levels and not lossy:
+                        raise GuaranteeError(
+                            f"{rel}: a pixel would move {change} levels, over the budget of {levels}; nothing was written"
+                        )
+                    atomic_write_bytes(out_dir / names[rel], data)
+                    state.record({
+                        "source": rel, "source_sha256": digest, "output": names[rel],
+                        "max_change_levels": change, "psnr": psnr(written, dec.rgb),
+                        "alpha": dec.alpha is not None,
+                    })
+                    result.protected += 1
+            if on_progress:
+                on_progress(min(first + config.batch_size, len(files)), len(files))
+    finally:
+        state.close()
+    result.seconds = time.perf_counter() - start
+    result.images_per_s = result.protected / result.seconds if result.seconds > 0 else 0.0
+    entries = [state.done[r] for r in rels if r in state.done]
+    result.max_change_levels = max((e["max_change_levels"] for e in entries), default=0)
+    finite = [e["psnr"] for e in entries if e["psnr"] is not None]
+    result.mean_psnr = sum(finite) / len(finite) if finite else None
+    manifest = {
+        "header": header,
+        "input_dir": str(input_dir.resolve()),
+        "generator": str(Path(gen_path).resolve()),
+        "budget_levels": levels,
+        "files": entries,
+        "skipped": result.skipped,
+    }
+    atomic_write_bytes(out_dir / MANIFEST, json.dumps(manifest, indent=1).encode())
+    os.unlink(out_dir / PARTIAL)
+    return result

@@ -1,0 +1,1 @@
+"""Training loops: the generator (the game) and the victim (evaluation)."""

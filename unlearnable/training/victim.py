@@ -1,0 +1,127 @@
+"""Training a victim classifier from scratch: the would-be trainer `evaluate` plays.
+
+The fast path: images stay uint8 on the device, each batch is converted and augmented on the
+device in one go (random crop with 4-pixel padding, horizontal flip), channels_last memory
+layout, bf16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..augment import crop_flip
+from ..device import autocast
+from ..models.victims import build_victim
+
+
+@dataclass(frozen=True)
+class VictimRecipe:
+    arch: str = "small-cnn"  # registry name, see models.victims.VICTIMS
+    epochs: int = 20  # passes over the training set
+    batch_size: int = 128  # images per step
+    lr: float = 0.05  # SGD initial learning rate
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine (to 0) | step (x0.1 at each milestone epoch)
+    milestones: tuple[int, ...] = ()  # epochs, for schedule="step"
+    augment: bool = True  # random crop (pad 4) + horizontal flip
+
+
+RECIPES = {
+    # CPU default: small CNN, 20 epochs of cosine-annealed SGD; minutes on 2 cores.
+    "quick": VictimRecipe(),
+    # The GUE paper's evaluation protocol (ResNet-18, 100 epochs, decay at 75 and 90).
+    "paper": VictimRecipe(arch="resnet18", epochs=100, batch_size=256, lr=0.01, schedule="step", milestones=(75, 90)),
+}
+
+
+@dataclass
+class VictimResult:
+    accuracy: float  # clean-test accuracy after the last epoch, in [0, 1]
+    peak_accuracy: float  # best clean-test accuracy over the epochs
+    peak_epoch: int
+    seconds: float
+    images_per_s: float
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on uint8 images ``x`` (N, 3, H, W)."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        xb = x[i:i + batch_size].to(device, non_blocking=True).float().div_(255)
+        with autocast(device):
+            pred = model(xb.contiguous(memory_format=torch.channels_last)).argmax(1)
+        correct += int((pred == y[i:i + batch_size].to(device)).sum())
+    return correct / max(1, len(y))
+
+
+def _lr_at(recipe: VictimRecipe, epoch: float) -> float:
+    if recipe.schedule == "cosine":
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs))
+    return recipe.lr * (0.1 ** sum(epoch >= m for m in recipe.milestones))
+
+
+def train_victim(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    recipe: VictimRecipe,
+    num_classes: int,
+    seed: int,
+    device: torch.device,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> VictimResult:
+    """Train ``recipe.arch`` from scratch on uint8 images; report clean-test accuracy per epoch."""
+    torch.manual_seed(seed)
+    sampler = torch.Generator().manual_seed(seed)
+    model = build_victim(recipe.arch, num_classes).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
+    x_dev, y_dev = train_x.to(device), train_y.to(device)
+    n = len(train_y)
+    steps = math.ceil(n / recipe.batch_size)
+    history, start, seen = [], time.perf_counter(), 0
+    for epoch in range(recipe.epochs):
+        model.train()
+        perm = torch.randperm(n, generator=sampler).to(device)
+        loss_sum, correct = 0.0, 0
+        for i in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(recipe, epoch + i / steps)
+            idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            xb = x_dev[idx].float().div_(255)
+            if recipe.augment:
+                xb = crop_flip(xb, generator=sampler)
+            yb = y_dev[idx]
+            with autocast(device):
+                logits = model(xb.contiguous(memory_format=torch.channels_last))
+                loss = F.cross_entropy(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+        seen += n
+        acc = accuracy(model, test_x, test_y, device)
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n, "test_accuracy": acc}
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    seconds = time.perf_counter() - start
+    peak = max(history, key=lambda r: r["test_accuracy"])
+    return VictimResult(
+        accuracy=history[-1]["test_accuracy"], peak_accuracy=peak["test_accuracy"], peak_epoch=peak["epoch"],
+        seconds=seconds, images_per_s=seen / seconds, history=history,
+    )
