@@ -83,9 +83,74 @@ class ResNet18(nn.Module):
         return self.head(self.layers(self.stem(self.norm(x))))
 
 
+class WideBlock(nn.Module):
+    """Pre-activation wide residual block (Zagoruyko & Komodakis 2016)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = None if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x):
+        o = torch.relu(self.bn1(x))
+        y = self.conv2(torch.relu(self.bn2(self.conv1(o))))
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-width for small images (WRN-28-10: 36.5M parameters)."""
+
+    def __init__(self, num_classes: int = 10, depth: int = 28, width: int = 10):
+        super().__init__()
+        n = (depth - 4) // 6
+        widths = [16, 16 * width, 32 * width, 64 * width]
+        layers = [Normalize(), nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)]
+        cin = widths[0]
+        for i, stride in enumerate((1, 2, 2)):
+            for j in range(n):
+                layers.append(WideBlock(cin, widths[i + 1], stride if j == 0 else 1))
+                cin = widths[i + 1]
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _torchvision(name: str, num_classes: int) -> nn.Module:
+    """torchvision architectures (random init, nothing downloaded) adapted to small images:
+    a stride-1 3x3 stem and no early max-pool, so 32x32 inputs keep their detail."""
+    from torchvision import models
+
+    if name == "resnet50":
+        m = models.resnet50(weights=None, num_classes=num_classes)
+        m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        m.maxpool = nn.Identity()
+    elif name == "vgg16-bn":
+        m = models.vgg16_bn(weights=None, num_classes=num_classes)
+        m.avgpool = nn.AdaptiveAvgPool2d(1)
+        m.classifier = nn.Linear(512, num_classes)
+    elif name == "densenet121":
+        m = models.densenet121(weights=None, num_classes=num_classes)
+        m.features.conv0 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        m.features.pool0 = nn.Identity()
+    elif name == "mobilenetv2":
+        m = models.mobilenet_v2(weights=None, num_classes=num_classes)
+        m.features[0][0].stride = (1, 1)
+    else:  # pragma: no cover - guarded by the registry
+        raise KeyError(name)
+    return nn.Sequential(Normalize(), m)
+
+
 VICTIMS: dict[str, Callable[[int], nn.Module]] = {
     "small-cnn": SmallCNN,
     "resnet18": ResNet18,
+    "resnet50": lambda k: _torchvision("resnet50", k),
+    "vgg16-bn": lambda k: _torchvision("vgg16-bn", k),
+    "densenet121": lambda k: _torchvision("densenet121", k),
+    "mobilenetv2": lambda k: _torchvision("mobilenetv2", k),
+    "wrn-28-10": lambda k: WideResNet(k, 28, 10),
 }
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..attacks.pgd import PGD, trades_loss
 from ..augment import crop_flip
 from ..device import autocast
 from ..models.victims import build_victim
@@ -31,6 +32,9 @@ class VictimRecipe:
     schedule: str = "cosine"  # cosine (to 0) | step (x0.1 at each milestone epoch)
     milestones: tuple[int, ...] = ()  # epochs, for schedule="step"
     augment: bool = True  # random crop (pad 4) + horizontal flip
+    adv_eps: float = 0.0  # adversarial-training L-inf radius on [0, 1] images; 0 = standard training
+    adv_loss: str = "pgd"  # pgd (Madry: train on PGD examples) | trades (beta 1)
+    adv_steps: int = 10  # PGD steps, each of adv_eps / 4, random start
 
 
 RECIPES = {
@@ -90,6 +94,7 @@ def train_victim(
     model = build_victim(recipe.arch, num_classes).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
     x_dev, y_dev = train_x.to(device), train_y.to(device)
+    attack = PGD(recipe.adv_eps, steps=recipe.adv_steps) if recipe.adv_eps > 0 else None
     n = len(train_y)
     steps = math.ceil(n / recipe.batch_size)
     history, start, seen = [], time.perf_counter(), 0
@@ -105,13 +110,21 @@ def train_victim(
             if recipe.augment:
                 xb = crop_flip(xb, generator=sampler)
             yb = y_dev[idx]
+            xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                logits = model(xb.contiguous(memory_format=torch.channels_last))
-                loss = F.cross_entropy(logits.float(), yb)
+                if attack is not None and recipe.adv_loss == "trades":
+                    loss = trades_loss(model, xb, yb, attack, beta=1.0)
+                    with torch.no_grad():
+                        logits = model(xb)
+                else:
+                    if attack is not None:
+                        xb = attack(model, xb, yb)
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         seen += n
         acc = accuracy(model, test_x, test_y, device)

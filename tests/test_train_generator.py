@@ -1,0 +1,69 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from unlearnable.errors import UnlearnableError
+from unlearnable.io.genfile import load_generator
+from unlearnable.synthetic import make_synthetic_folder, synthetic_images
+from unlearnable.training.generator import PRESETS, checkpoint_path, train_generator
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    make_synthetic_folder(tmp_path / "train", num_classes=3, per_class=16, size=16)
+    return tmp_path / "train"
+
+
+def _tiny(**kw):
+    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=2, batch_size=16, image_size=16, inner_steps=1, **kw)
+
+
+def test_writes_a_generator_with_metadata(tmp_path, small_set):
+    out = tmp_path / "g.safetensors"
+    result = train_generator(small_set, out, _tiny(), CPU)
+    gen, info = load_generator(out)
+    assert result.images == 48 and result.epochs_done == 3
+    assert info.class_names == ["class0", "class1", "class2"] and info.config.num_classes == 3
+    assert info.training["warmup_epochs"] == 1 and info.solver == "bome" and info.victim == "small-cnn"
+    assert not checkpoint_path(out).exists()
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        assert gen(x, torch.tensor([0, 1, 2, 0])).abs().max() <= 8 / 255 + 1e-7
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, small_set):
+    reference = tmp_path / "ref.safetensors"
+    train_generator(small_set, reference, _tiny(), CPU)
+
+    out = tmp_path / "g.safetensors"
+
+    def stop(s):
+        if s["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(small_set, out, _tiny(), CPU, on_step=stop)
+    assert checkpoint_path(out).exists() and not out.exists()
+    with pytest.raises(UnlearnableError, match="--resume"):
+        train_generator(small_set, out, _tiny(), CPU)
+    with pytest.raises(UnlearnableError, match="different options"):
+        train_generator(small_set, out, _tiny(inner_lr=0.5), CPU, resume=True)
+    train_generator(small_set, out, _tiny(), CPU, resume=True)
+    a, _ = load_generator(reference)
+    b, _ = load_generator(out)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_fraction_trains_on_a_subset(tmp_path, small_set):
+    result = train_generator(small_set, tmp_path / "g.safetensors", _tiny(fraction=0.5), CPU)
+    assert result.images == 24
+
+
+def test_needs_two_classes(tmp_path):
+    make_synthetic_folder(tmp_path / "one", num_classes=1, per_class=4, size=8)
+    with pytest.raises(UnlearnableError, match="at least 2 classes"):
+        train_generator(tmp_path / "one", tmp_path / "g.safetensors", _tiny(), CPU)

@@ -1,0 +1,1 @@
+"""Attacks used by adversarial training (and, later, by the baselines)."""
