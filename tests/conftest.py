@@ -21,3 +21,9 @@ def make_generator(path, eps="8/255", num_classes=0, class_names=None, channels=
 @pytest.fixture
 def gen_file(tmp_path):
     return make_generator(tmp_path / "gen.safetensors")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Commands remember paths in ./.unlearnable.json: keep that out of the repository."""
+    monkeypatch.chdir(tmp_path)

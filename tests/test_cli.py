@@ -61,3 +61,25 @@ def test_help_lists_only_real_commands():
     res = runner.invoke(app, ["--help"])
     for name in ("train-generator", "poison", "evaluate", "demo"):
         assert name in res.output
+
+
+def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, monkeypatch):
+    import unlearnable.cli.main as cli_main
+
+    seen = {}
+
+    def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch):
+        seen.update(protected=protected_dir, test=test, clean=clean, adv=config.recipe.adv_eps, ratio=config.protect_ratio)
+        raise cli_main.UnlearnableError("stopped after checking the arguments")
+
+    monkeypatch.setattr(cli_main, "evaluate_protection", fake_evaluate)
+    src = _folder(tmp_path / "photos")
+    assert runner.invoke(app, ["poison", str(src), "--gen", str(gen_file)]).exit_code == 0
+    res = runner.invoke(app, ["evaluate", "--adv-eps", "4/255"])
+    assert res.exit_code == 1 and "--test" in res.output
+    _folder(tmp_path / "test")
+    res = runner.invoke(app, ["evaluate", "--test", str(tmp_path / "test"), "--adv-eps", "4/255", "--protect-ratio", "0.4"])
+    assert "stopped after checking" in res.output
+    assert seen["protected"] == (tmp_path / "photos_protected").resolve()
+    assert seen["clean"] == src.resolve()
+    assert abs(seen["adv"] - 4 / 255) < 1e-9 and seen["ratio"] == 0.4

@@ -16,7 +16,7 @@ import torch
 
 from .budget import Budget
 from .errors import DataError
-from .evaluate import evaluate_protection
+from .evaluate import EvaluationConfig, evaluate_protection
 from .io.images import atomic_write_bytes, decode_image, encode_image
 from .poison import PoisonConfig, protect_folder
 from .synthetic import synthetic_images, write_folder
@@ -91,9 +91,9 @@ def run_demo(
     stage("protecting new_uploads/ (pictures the generator never saw)")
     poisoned = protect_folder(root / "new_uploads", gen_path, root / "new_uploads_protected", PoisonConfig(), device)
     stage("training a victim on protected and on original uploads")
-    recipe = replace(RECIPES["quick"], epochs=12)
+    config = EvaluationConfig(recipe=replace(RECIPES["quick"], epochs=12), seed=seed)
     result = evaluate_protection(
-        root / "new_uploads_protected", root / "test", root / "new_uploads", recipe, seed, device, on_epoch=on_epoch,
+        root / "new_uploads_protected", root / "test", root / "new_uploads", config, device, on_epoch=on_epoch,
     )
     names = [f"{DEMO_CLASSES[i % len(DEMO_CLASSES)]}/{i:05d}" for i in range(len(DEMO_CLASSES))]
     preview = root / "preview.png"

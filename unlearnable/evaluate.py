@@ -1,73 +1,149 @@
-"""`evaluate`: train a fresh victim on protected pictures, test it on clean ones.
+"""`evaluate`: play the would-be trainer. Train fresh victims on protected pictures and test
+them on clean ones.
 
-With the originals (``clean_dir``), the same recipe is also trained on them, so the report
-shows what an unauthorized trainer would have got without the protection.
+Training sets, all decoded once into uint8 tensors:
+
+* ``protected`` -- the protected folder, or with ``protect_ratio`` p < 1 a seeded subset of
+  p of the protected pictures (the same ones every epoch) plus the clean originals of the
+  rest (the REM paper's partial-protection setting), plus any ``clean_extra`` pictures;
+* ``clean`` -- the originals of everything (when ``clean_dir`` is given);
+* ``clean part`` -- only the clean part of the partial set, so the report shows what the
+  protected pictures still contributed (REM paper, Table 2).
+
+Each is trained with the same recipe for each seed of ``runs``; the report gives final and
+peak accuracy, mean and standard deviation over runs, and the per-epoch history.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .data import load_labelled, match_originals
+from .data import LabelledImages, class_folders, load_labelled, match_originals
 from .errors import DataError
-from .training.victim import VictimRecipe, VictimResult, train_victim
+from .training.victim import VictimRecipe, train_victim
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    recipe: VictimRecipe = VictimRecipe()
+    seed: int = 0
+    runs: int = 1  # repeated trainings with seeds seed, seed+1, ...
+    image_size: int = 32  # pixels
+    protect_ratio: float = 1.0  # share of the training pictures that are protected, 0-1
+    clean_extra: Path | None = None  # further clean labelled pictures added to every training set
+
+
+@dataclass
+class SettingResult:
+    """One training set, trained ``runs`` times."""
+
+    name: str
+    train_images: int
+    accuracy: float  # mean final clean-test accuracy, in [0, 1]
+    accuracy_std: float
+    peak_accuracy: float  # mean over runs of the best epoch's accuracy
+    peak_accuracy_std: float
+    runs: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class EvaluationResult:
-    accuracy: float  # final clean-test accuracy of the victim trained on protected data
+    accuracy: float
     peak_accuracy: float
-    clean_accuracy: float | None  # same recipe trained on the originals
+    accuracy_std: float
+    clean_accuracy: float | None
     clean_peak_accuracy: float | None
-    accuracy_drop: float | None  # clean_accuracy - accuracy
+    accuracy_drop: float | None
+    clean_part_accuracy: float | None
+    protect_ratio: float
     train_images: int
     test_images: int
     recipe: dict
     seed: int
-    protected_run: dict
-    clean_run: dict | None
+    settings: list[dict]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _concat(*parts: LabelledImages | None) -> tuple[torch.Tensor, torch.Tensor]:
+    parts = [p for p in parts if p is not None and len(p)]
+    return torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts])
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def evaluate_protection(
     protected_dir: Path,
     test_dir: Path,
     clean_dir: Path | None,
-    recipe: VictimRecipe,
-    seed: int,
+    config: EvaluationConfig,
     device: torch.device,
-    image_size: int = 32,
     on_stage: Callable[[str, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> EvaluationResult:
-    """Train ``recipe`` on ``protected_dir`` (and on ``clean_dir``) and test on ``test_dir``."""
-    protected = load_labelled(protected_dir, image_size)
-    test = load_labelled(test_dir, image_size)
-    if test.class_names != protected.class_names:
+    """Train ``config.recipe`` on each training set and test on ``test_dir``."""
+    size = config.image_size
+    protected = load_labelled(protected_dir, size)
+    test_classes = class_folders(test_dir)
+    if test_classes != protected.class_names:
         raise DataError(
-            f"class folders differ: {protected_dir} has {protected.class_names}, {test_dir} has {test.class_names}"
+            f"class folders differ: {protected_dir} has {protected.class_names}, {test_dir} has {test_classes}"
         )
+    test = load_labelled(test_dir, size, class_names=protected.class_names)
     k = len(protected.class_names)
-    if on_stage:
-        on_stage("protected", recipe.epochs)
-    run = train_victim(protected.x, protected.y, test.x, test.y, recipe, k, seed, device, on_epoch)
-    clean_run: VictimResult | None = None
-    if clean_dir is not None:
-        clean = match_originals(protected, clean_dir, image_size)
-        if on_stage:
-            on_stage("clean", recipe.epochs)
-        clean_run = train_victim(clean.x, clean.y, test.x, test.y, recipe, k, seed, device, on_epoch)
+    ratio = config.protect_ratio
+    if not 0 <= ratio <= 1:
+        raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
+    if ratio < 1 and clean_dir is None:
+        raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
+    clean = match_originals(protected, clean_dir, size) if clean_dir is not None else None
+    extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
+
+    n = len(protected)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[: round(ratio * n)]
+    is_protected = torch.zeros(n, dtype=torch.bool)
+    is_protected[chosen] = True
+    sets: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]] = []
+    if ratio >= 1:
+        sets.append(("protected", _concat(protected, extra)))
+    else:
+        mixed_x = torch.where(is_protected[:, None, None, None], protected.x, clean.x)
+        sets.append((f"{ratio:.0%} protected", (torch.cat([mixed_x] + ([extra.x] if extra else [])),
+                                                 torch.cat([protected.y] + ([extra.y] if extra else [])))))
+    if clean is not None:
+        sets.append(("clean", _concat(clean, extra)))
+        if ratio < 1 and (~is_protected).any():
+            sets.append(("clean part only", _concat(clean.subset(torch.nonzero(~is_protected).flatten()), extra)))
+
+    results: list[SettingResult] = []
+    for name, (x, y) in sets:
+        runs = []
+        for r in range(config.runs):
+            if on_stage:
+                on_stage(name if config.runs == 1 else f"{name} (run {r + 1}/{config.runs})", config.recipe.epochs)
+            runs.append(train_victim(x, y, test.x, test.y, config.recipe, k, config.seed + r, device, on_epoch).to_dict())
+        acc, acc_std = _stats([run["accuracy"] for run in runs])
+        peak, peak_std = _stats([run["peak_accuracy"] for run in runs])
+        results.append(SettingResult(name, len(y), acc, acc_std, peak, peak_std, runs))
+
+    main = results[0]
+    by_name = {r.name: r for r in results}
+    clean_res = by_name.get("clean")
+    part = by_name.get("clean part only")
     return EvaluationResult(
-        accuracy=run.accuracy, peak_accuracy=run.peak_accuracy,
-        clean_accuracy=clean_run.accuracy if clean_run else None,
-        clean_peak_accuracy=clean_run.peak_accuracy if clean_run else None,
-        accuracy_drop=(clean_run.accuracy - run.accuracy) if clean_run else None,
-        train_images=len(protected), test_images=len(test), recipe=asdict(recipe), seed=seed,
-        protected_run=run.to_dict(), clean_run=clean_run.to_dict() if clean_run else None,
+        accuracy=main.accuracy, peak_accuracy=main.peak_accuracy, accuracy_std=main.accuracy_std,
+        clean_accuracy=clean_res.accuracy if clean_res else None,
+        clean_peak_accuracy=clean_res.peak_accuracy if clean_res else None,
+        accuracy_drop=(clean_res.accuracy - main.accuracy) if clean_res else None,
+        clean_part_accuracy=part.accuracy if part else None,
+        protect_ratio=ratio, train_images=main.train_images, test_images=len(test),
+        recipe=asdict(config.recipe), seed=config.seed, settings=[asdict(r) for r in results],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
@@ -11,7 +12,13 @@ from rich.table import Table
 
 from .. import __version__
 from ..device import DEVICE_CHOICES, resolve_device, seed_everything
+from ..defenses import DEFENSES, build_defenses
+from ..errors import UnlearnableError
+from ..evaluate import EvaluationConfig, evaluate_protection
+from ..io.images import atomic_write_bytes
+from ..io.plot import plot_curves
 from ..poison import PoisonConfig, protect_folder
+from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
 from ..training.generator import PRESETS, train_generator
@@ -77,6 +84,7 @@ def poison(
             "-" if result.mean_psnr is None else f"{result.mean_psnr:.2f} dB",
         )
         console.print(table)
+        remember({"protected": result.output_dir, "clean": input_dir})
         if json_out:
             emit_json(result.to_dict())
 
@@ -154,30 +162,51 @@ def train_generator_cmd(
 
 @app.command()
 def evaluate(
-    protected_dir: Path = typer.Argument(..., help="Labelled folder of protected pictures (what a trainer would scrape)."),
-    test: Path = typer.Option(..., "--test", help="Labelled folder of clean test pictures, same class folders."),
+    protected_dir: Optional[Path] = typer.Argument(None, help="Labelled folder of protected pictures (default: the last `poison` output, from .unlearnable.json)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Labelled folder of clean test pictures, same class folders (remembered in .unlearnable.json)."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
+    adv_eps: str = typer.Option("0", "--adv-eps", help="Adversarial training L-inf radius, e.g. 4/255 (0: standard training)."),
+    adv_loss: str = typer.Option("pgd", "--adv-loss", help="Adversarial training loss: pgd (Madry, 10 steps of eps/4) or trades (beta 1)."),
+    protect_ratio: float = typer.Option(1.0, "--protect-ratio", min=0.0, max=1.0, help="Share (0-1) of training pictures that are protected; the rest are the --clean originals."),
+    clean_extra: Optional[Path] = typer.Option(None, "--clean-extra", help="Further clean labelled pictures added to every training set."),
     arch: Optional[str] = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe."),
-    recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs)."),
+    recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs; default from the recipe."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per step; default from the recipe."),
     image_size: int = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels (shorter side resized, centre-cropped)."),
+    runs: int = typer.Option(1, "--runs", min=1, help="Repeat each training with seeds seed..seed+runs-1; report mean and std."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here, and the learning curves as PNG next to it (default: <protected>.evaluation.json)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a fresh victim on protected pictures and report its clean-test accuracy."""
+    """Train fresh victims on protected pictures and report their clean-test accuracy."""
+    adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary():
         if recipe not in RECIPES:
             raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
+        if adv_loss not in ("pgd", "trades"):
+            raise typer.BadParameter("choose pgd or trades", param_hint="--adv-loss")
+        project = load_project()
+        if protected_dir is None:
+            if "protected" not in project:
+                raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
+            protected_dir = Path(project["protected"])
+            clean = clean or (Path(project["clean"]) if "clean" in project else None)
+        if test is None:
+            if "test" not in project:
+                raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
+            test = Path(project["test"])
         overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
-        rec = replace(RECIPES[recipe], **overrides)
+        rec = replace(RECIPES[recipe], adv_eps=adv.value, adv_loss=adv_loss, **overrides)
+        if adv.value > 0 and recipe == "paper" and "lr" not in overrides:
+            rec = replace(rec, lr=0.1)  # the GUE paper's adversarial-training protocol
         if rec.arch not in VICTIMS:
             raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
         seed_everything(seed)
         dev = resolve_device(device)
-        from ..evaluate import evaluate_protection
-
+        config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
+                                  protect_ratio=protect_ratio, clean_extra=clean_extra)
         with progress_bar("evaluating") as bar:
             tasks: dict[str, int] = {}
             current = {"name": ""}
@@ -190,16 +219,94 @@ def evaluate(
                 bar.update(tasks[current["name"]], completed=r["epoch"],
                            info=f"loss {r['train_loss']:.3f} test acc {r['test_accuracy']:.3f}")
 
-            result = evaluate_protection(protected_dir, test, clean, rec, seed, dev, image_size, on_stage, on_epoch)
-        table = Table(title=f"{rec.arch}, {rec.epochs} epochs, {result.train_images} training pictures")
-        for col in ("trained on", "final test accuracy", "peak test accuracy"):
+            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch)
+        remember({"test": test})
+        kind = "standard training" if adv.value == 0 else f"{adv_loss.upper()} adversarial training at {adv.text}"
+        table = Table(title=f"{rec.arch}, {rec.epochs} epochs, {kind}, {result.test_images} test pictures")
+        for col in ("trained on", "pictures", "final test accuracy", "peak test accuracy"):
             table.add_column(col, justify="right")
-        table.add_row("protected", f"{result.accuracy:.2%}", f"{result.peak_accuracy:.2%}")
-        if result.clean_accuracy is not None:
-            table.add_row("originals", f"{result.clean_accuracy:.2%}", f"{result.clean_peak_accuracy:.2%}")
+        for st in result.settings:
+            pm = f" ± {st['accuracy_std']:.2%}" if runs > 1 else ""
+            table.add_row(st["name"], str(st["train_images"]), f"{st['accuracy']:.2%}{pm}", f"{st['peak_accuracy']:.2%}")
         console.print(table)
         if result.accuracy_drop is not None:
             console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
+        report = report or protected_dir.parent / f"{protected_dir.resolve().name}.evaluation.json"
+        atomic_write_bytes(report, json.dumps(result.to_dict(), indent=1).encode())
+        curves = {}
+        for st in result.settings:
+            curves[f"{st['name']} test"] = [h["test_accuracy"] for h in st["runs"][0]["history"]]
+        plot_curves(report.with_suffix(".png"), curves, title=f"clean-test accuracy per epoch ({rec.arch}, {kind})")
+        console.print(f"report: {report} and {report.with_suffix('.png')}")
+        if json_out:
+            emit_json(result.to_dict())
+
+
+@app.command()
+def defend(
+    protected_dir: Optional[Path] = typer.Argument(None, help="Labelled folder of protected pictures (default: the last `poison` output)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Labelled folder of clean test pictures (remembered in .unlearnable.json)."),
+    defense: list[str] = typer.Option(["all"], "--defense", help=f"Countermeasure to run, repeatable: all, {', '.join(DEFENSES)}."),
+    clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
+    sweep: bool = typer.Option(False, "--sweep", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
+    adv_eps: str = typer.Option("8/255", "--adv-eps", help="L-inf radius of the adversarial-training defense, e.g. 8/255."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the purified protected pictures here, one folder per defense."),
+    arch: Optional[str] = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe."),
+    recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)}."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs per defense; default from the recipe."),
+    image_size: int = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Run known countermeasures (JPEG, grayscale, filters, mixup, adversarial training...) and report what survives."""
+    adv = budget_option(adv_eps, name="--adv-eps")
+    with error_boundary():
+        from ..defend import DefendConfig, run_defenses
+
+        if recipe not in RECIPES:
+            raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
+        defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
+        project = load_project()
+        if protected_dir is None:
+            if "protected" not in project:
+                raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
+            protected_dir = Path(project["protected"])
+            clean = clean or (Path(project["clean"]) if "clean" in project else None)
+        if test is None:
+            if "test" not in project:
+                raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
+            test = Path(project["test"])
+        overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs)) if v is not None}
+        rec = replace(RECIPES[recipe], **overrides)
+        if rec.arch not in VICTIMS:
+            raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
+        seed_everything(seed)
+        dev = resolve_device(device)
+        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export)
+        with progress_bar("defending") as bar:
+            tasks: dict[str, int] = {}
+            current = {"name": ""}
+
+            def on_stage(name: str, total: int) -> None:
+                current["name"] = name
+                tasks[name] = bar.add_task(name, total=total, info="")
+
+            def on_epoch(r: dict) -> None:
+                bar.update(tasks[current["name"]], completed=r["epoch"], info=f"test acc {r['test_accuracy']:.3f}")
+
+            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch)
+        remember({"test": test})
+        table = Table(title=f"what protection holds against ({rec.arch}, {rec.epochs} epochs, {result.train_images} pictures)")
+        for col in ("defense", "protected: final", "protected: peak", "clean: final", "protection kept"):
+            table.add_column(col, justify="right")
+        for row in result.rows:
+            table.add_row(
+                row.defense, f"{row.protected_accuracy:.2%}", f"{row.protected_peak_accuracy:.2%}",
+                "-" if row.clean_accuracy is None else f"{row.clean_accuracy:.2%}",
+                "-" if row.protection_kept is None else f"{row.protection_kept:+.2%}",
+            )
+        console.print(table)
         if json_out:
             emit_json(result.to_dict())
 

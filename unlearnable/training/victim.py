@@ -87,8 +87,13 @@ def train_victim(
     seed: int,
     device: torch.device,
     on_epoch: Callable[[dict], None] | None = None,
+    batch_defense: Callable | None = None,
 ) -> VictimResult:
-    """Train ``recipe.arch`` from scratch on uint8 images; report clean-test accuracy per epoch."""
+    """Train ``recipe.arch`` from scratch on uint8 images; report clean-test accuracy per epoch.
+
+    ``batch_defense(x, y_soft, generator) -> (x, y_soft)`` is a training-time defense
+    (mixup, cutout, cutmix) applied to each augmented batch, with soft labels.
+    """
     torch.manual_seed(seed)
     sampler = torch.Generator().manual_seed(seed)
     model = build_victim(recipe.arch, num_classes).to(device).to(memory_format=torch.channels_last)
@@ -110,6 +115,9 @@ def train_victim(
             if recipe.augment:
                 xb = crop_flip(xb, generator=sampler)
             yb = y_dev[idx]
+            target = yb
+            if batch_defense is not None:
+                xb, target = batch_defense(xb, F.one_hot(yb, num_classes).float(), sampler)
             xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 if attack is not None and recipe.adv_loss == "trades":
@@ -120,7 +128,7 @@ def train_victim(
                     if attack is not None:
                         xb = attack(model, xb, yb)
                     logits = model(xb)
-                    loss = F.cross_entropy(logits.float(), yb)
+                    loss = F.cross_entropy(logits.float(), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,87 @@
+from dataclasses import replace
+
+import pytest
+import torch
+from PIL import Image
+
+from unlearnable.attacks.pgd import PGD, trades_loss
+from unlearnable.errors import DataError
+from unlearnable.evaluate import EvaluationConfig, evaluate_protection
+from unlearnable.io.plot import plot_curves
+from unlearnable.models.victims import VICTIMS, build_victim
+from unlearnable.synthetic import make_synthetic_folder
+from unlearnable.training.victim import RECIPES
+
+CPU = torch.device("cpu")
+TINY = replace(RECIPES["quick"], epochs=2, batch_size=16)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    make_synthetic_folder(tmp_path / "train", num_classes=2, per_class=10, size=16, seed=1)
+    make_synthetic_folder(tmp_path / "test", num_classes=2, per_class=5, size=16, seed=2)
+    return tmp_path
+
+
+def test_partial_protection_reports_three_settings(folders):
+    cfg = EvaluationConfig(recipe=TINY, image_size=16, protect_ratio=0.4, runs=2)
+    res = evaluate_protection(folders / "train", folders / "test", folders / "train", cfg, CPU)
+    names = [s["name"] for s in res.settings]
+    assert names == ["40% protected", "clean", "clean part only"]
+    assert [s["train_images"] for s in res.settings] == [20, 20, 12]
+    assert all(len(s["runs"]) == 2 and len(s["runs"][0]["history"]) == 2 for s in res.settings)
+    assert 0 <= res.accuracy <= 1 and res.clean_part_accuracy is not None
+    assert res.accuracy_drop == pytest.approx(res.clean_accuracy - res.accuracy)
+
+
+def test_partial_protection_needs_the_originals(folders):
+    with pytest.raises(DataError, match="--clean"):
+        evaluate_protection(folders / "train", folders / "test", None, EvaluationConfig(recipe=TINY, image_size=16, protect_ratio=0.5), CPU)
+
+
+def test_clean_extra_is_added(folders):
+    cfg = EvaluationConfig(recipe=TINY, image_size=16, clean_extra=folders / "test")
+    res = evaluate_protection(folders / "train", folders / "test", None, cfg, CPU)
+    assert res.train_images == 30
+
+
+def test_class_mismatch_is_an_error(folders, tmp_path):
+    make_synthetic_folder(tmp_path / "other", num_classes=3, per_class=2, size=16)
+    with pytest.raises(DataError, match="class folders differ"):
+        evaluate_protection(folders / "train", tmp_path / "other", None, EvaluationConfig(recipe=TINY, image_size=16), CPU)
+
+
+def test_adversarial_training_runs(folders):
+    for loss in ("pgd", "trades"):
+        cfg = EvaluationConfig(recipe=replace(TINY, epochs=1, adv_eps=4 / 255, adv_loss=loss, adv_steps=2), image_size=16)
+        assert 0 <= evaluate_protection(folders / "train", folders / "test", None, cfg, CPU).accuracy <= 1
+
+
+def test_pgd_stays_in_the_ball_and_raises_the_loss():
+    torch.manual_seed(0)
+    model = build_victim("small-cnn", 3).eval()
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 3, (8,))
+    attack = PGD(8 / 255, steps=5)
+    x_adv = attack(model, x, y)
+    assert (x_adv - x).abs().max() <= 8 / 255 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    ce = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        assert ce(model(x_adv), y) > ce(model(x), y)
+    assert torch.isfinite(trades_loss(model.train(), x, y, attack))
+
+
+@pytest.mark.parametrize("arch", ["small-cnn", "resnet18", "mobilenetv2"])
+def test_architectures_take_any_size(arch):
+    model = build_victim(arch, 5).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 24, 40)).shape == (2, 5)
+
+
+def test_registry_lists_the_issue_architectures():
+    assert {"small-cnn", "resnet18", "resnet50", "vgg16-bn", "densenet121", "mobilenetv2", "wrn-28-10"} <= set(VICTIMS)
+
+
+def test_plot_is_a_png(tmp_path):
+    plot_curves(tmp_path / "c.png", {"protected": [0.1, 0.2, 0.15], "clean": [0.3, 0.6, 0.7]}, title="t")
+    with Image.open(tmp_path / "c.png") as img:
+        assert img.format == "PNG" and img.size == (720, 420)
