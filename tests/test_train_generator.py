@@ -67,3 +67,14 @@ def test_needs_two_classes(tmp_path):
     make_synthetic_folder(tmp_path / "one", num_classes=1, per_class=4, size=8)
     with pytest.raises(UnlearnableError, match="at least 2 classes"):
         train_generator(tmp_path / "one", tmp_path / "g.safetensors", _tiny(), CPU)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_shows_a_clear_drop(tmp_path):
+    """The README's demo, for real (a few minutes on 2 CPU cores): run with `pytest -m slow`."""
+    from unlearnable.budget import parse_budget
+    from unlearnable.demo import run_demo
+
+    result = run_demo(tmp_path / "demo", parse_budget("8/255"), CPU)
+    assert result.max_change_levels <= result.budget_levels == 8
+    assert result.clean_accuracy - result.protected_accuracy > 0.15

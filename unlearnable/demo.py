@@ -23,7 +23,8 @@ from .synthetic import synthetic_images, write_folder
 from .training.generator import PRESETS, train_generator
 from .training.victim import RECIPES
 
-DEMO_CLASSES = [f"class{c}" for c in range(4)]
+DEMO_CLASSES = [f"class{c}" for c in range(6)]
+DEMO_SIZE = 16  # pixels: small pictures keep the demo within a few minutes on a CPU
 
 
 @dataclass
@@ -43,8 +44,8 @@ class DemoResult:
 
 
 def make_demo_folders(root: Path, seed: int = 0) -> None:
-    for name, per_class, offset in (("train", 150, 0), ("new_uploads", 150, 1), ("test", 100, 2)):
-        x, y = synthetic_images(len(DEMO_CLASSES), per_class, 32, seed * 10 + offset)
+    for name, per_class, offset in (("train", 160, 0), ("new_uploads", 160, 1), ("test", 100, 2)):
+        x, y = synthetic_images(len(DEMO_CLASSES), per_class, DEMO_SIZE, seed * 10 + offset)
         write_folder(root / name, x, y, DEMO_CLASSES)
 
 
@@ -86,12 +87,14 @@ def run_demo(
     make_demo_folders(root, seed)
     stage("training a generator on train/")
     gen_path = root / "generator.safetensors"
-    config = replace(PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=12, epochs=2, batch_size=64, seed=seed)
+    config = replace(
+        PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=24, epochs=2, batch_size=64, image_size=DEMO_SIZE, seed=seed,
+    )
     trained = train_generator(root / "train", gen_path, config, device, on_step=on_step)
     stage("protecting new_uploads/ (pictures the generator never saw)")
     poisoned = protect_folder(root / "new_uploads", gen_path, root / "new_uploads_protected", PoisonConfig(), device)
     stage("training a victim on protected and on original uploads")
-    config = EvaluationConfig(recipe=replace(RECIPES["quick"], epochs=12), seed=seed)
+    config = EvaluationConfig(recipe=replace(RECIPES["quick"], epochs=15), seed=seed, image_size=DEMO_SIZE)
     result = evaluate_protection(
         root / "new_uploads_protected", root / "test", root / "new_uploads", config, device, on_epoch=on_epoch,
     )

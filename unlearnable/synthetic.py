@@ -14,7 +14,7 @@ import torch
 
 from .io.images import atomic_write_bytes, encode_image
 
-CONTRAST = 0.7  # how far a shape's colour departs from the background, 0-1
+CONTRAST = 0.6  # how far a shape's colour departs from the background, 0-1
 
 
 def _shape_mask(kind: int, dy: torch.Tensor, dx: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -160,6 +160,46 @@ def train_generator_cmd(
             emit_json({**result.to_dict(), "config": asdict(config), "device": str(dev)})
 
 
+def _training_folders(protected_dir: Path | None, test: Path | None, clean: Path | None) -> tuple[Path, Path, Path | None]:
+    """Explicit paths win; otherwise the folders remembered in ./.unlearnable.json."""
+    project = load_project()
+    if protected_dir is None:
+        if "protected" not in project:
+            raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
+        protected_dir = Path(project["protected"])
+        clean = clean or (Path(project["clean"]) if "clean" in project else None)
+    if test is None:
+        if "test" not in project:
+            raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
+        test = Path(project["test"])
+    return protected_dir, test, clean
+
+
+def _recipe(name: str, overrides: dict, **fields):
+    if name not in RECIPES:
+        raise typer.BadParameter(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
+    rec = replace(RECIPES[name], **fields, **overrides)
+    if rec.arch not in VICTIMS:
+        raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
+    return rec
+
+
+def _training_callbacks(bar):
+    """A progress task per training run, advanced once per epoch."""
+    tasks: dict[str, int] = {}
+    current = {"name": ""}
+
+    def on_stage(name: str, total: int) -> None:
+        current["name"] = name
+        tasks[name] = bar.add_task(f"training: {name}", total=total, info="")
+
+    def on_epoch(r: dict) -> None:
+        bar.update(tasks[current["name"]], completed=r["epoch"],
+                   info=f"loss {r['train_loss']:.3f} test acc {r['test_accuracy']:.3f}")
+
+    return on_stage, on_epoch
+
+
 @app.command()
 def evaluate(
     protected_dir: Optional[Path] = typer.Argument(None, help="Labelled folder of protected pictures (default: the last `poison` output, from .unlearnable.json)."),
@@ -183,42 +223,19 @@ def evaluate(
     """Train fresh victims on protected pictures and report their clean-test accuracy."""
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary():
-        if recipe not in RECIPES:
-            raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
         if adv_loss not in ("pgd", "trades"):
             raise typer.BadParameter("choose pgd or trades", param_hint="--adv-loss")
-        project = load_project()
-        if protected_dir is None:
-            if "protected" not in project:
-                raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
-            protected_dir = Path(project["protected"])
-            clean = clean or (Path(project["clean"]) if "clean" in project else None)
-        if test is None:
-            if "test" not in project:
-                raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
-            test = Path(project["test"])
+        protected_dir, test, clean = _training_folders(protected_dir, test, clean)
         overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
-        rec = replace(RECIPES[recipe], adv_eps=adv.value, adv_loss=adv_loss, **overrides)
+        rec = _recipe(recipe, overrides, adv_eps=adv.value, adv_loss=adv_loss)
         if adv.value > 0 and recipe == "paper" and "lr" not in overrides:
             rec = replace(rec, lr=0.1)  # the GUE paper's adversarial-training protocol
-        if rec.arch not in VICTIMS:
-            raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
         seed_everything(seed)
         dev = resolve_device(device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
                                   protect_ratio=protect_ratio, clean_extra=clean_extra)
         with progress_bar("evaluating") as bar:
-            tasks: dict[str, int] = {}
-            current = {"name": ""}
-
-            def on_stage(name: str, total: int) -> None:
-                current["name"] = name
-                tasks[name] = bar.add_task(f"training on {name}", total=total, info="")
-
-            def on_epoch(r: dict) -> None:
-                bar.update(tasks[current["name"]], completed=r["epoch"],
-                           info=f"loss {r['train_loss']:.3f} test acc {r['test_accuracy']:.3f}")
-
+            on_stage, on_epoch = _training_callbacks(bar)
             result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch)
         remember({"test": test})
         kind = "standard training" if adv.value == 0 else f"{adv_loss.upper()} adversarial training at {adv.text}"
@@ -264,37 +281,15 @@ def defend(
     with error_boundary():
         from ..defend import DefendConfig, run_defenses
 
-        if recipe not in RECIPES:
-            raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
         defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
-        project = load_project()
-        if protected_dir is None:
-            if "protected" not in project:
-                raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
-            protected_dir = Path(project["protected"])
-            clean = clean or (Path(project["clean"]) if "clean" in project else None)
-        if test is None:
-            if "test" not in project:
-                raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
-            test = Path(project["test"])
+        protected_dir, test, clean = _training_folders(protected_dir, test, clean)
         overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs)) if v is not None}
-        rec = replace(RECIPES[recipe], **overrides)
-        if rec.arch not in VICTIMS:
-            raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
+        rec = _recipe(recipe, overrides)
         seed_everything(seed)
         dev = resolve_device(device)
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export)
         with progress_bar("defending") as bar:
-            tasks: dict[str, int] = {}
-            current = {"name": ""}
-
-            def on_stage(name: str, total: int) -> None:
-                current["name"] = name
-                tasks[name] = bar.add_task(name, total=total, info="")
-
-            def on_epoch(r: dict) -> None:
-                bar.update(tasks[current["name"]], completed=r["epoch"], info=f"test acc {r['test_accuracy']:.3f}")
-
+            on_stage, on_epoch = _training_callbacks(bar)
             result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch)
         remember({"test": test})
         table = Table(title=f"what protection holds against ({rec.arch}, {rec.epochs} epochs, {result.train_images} pictures)")
