@@ -7,7 +7,8 @@ Uses the first 1,000 training pictures of each class (10,000 in all) as the data
 folder and the full 10,000-picture test set. Prints one table: clean accuracy, protected
 accuracy (generator trained on the same 10,000), generalization accuracy (generator trained
 on a 20% subset, applied to all 10,000), train-generator wall time and poison images/s, plus
-a row for the plain paper algorithm (`--preset paper-small`) given the same training time.
+a row for the plain paper algorithm (`--preset paper-small`) given a comparable training
+time (`--paper-minutes`, 15 by default).
 Nothing derived from the images is written inside the repository.
 """
 
@@ -55,6 +56,8 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=1000, help="training pictures per class")
     ap.add_argument("--epochs", type=int, default=None, help="victim epochs for evaluate (default: the quick recipe)")
     ap.add_argument("--no-paper-row", action="store_true", help="skip the paper-algorithm baseline row")
+    ap.add_argument("--paper-minutes", type=float, default=15.0,
+                    help="training time given to the paper's algorithm (the default preset takes about 19 min here)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -96,8 +99,8 @@ def main() -> None:
     full = protect_and_measure("gue-cpu", [], with_clean=True)
     protect_and_measure("gue-cpu-20pct", ["--fraction", "0.2"])
     if not args.no_paper_row:
-        minutes = f"{full['train_generator_minutes']:.2f}"
-        protect_and_measure("paper-algorithm-same-time", ["--preset", "paper-small", "--max-minutes", minutes])
+        protect_and_measure(f"paper-algorithm-{args.paper_minutes:g}min",
+                            ["--preset", "paper-small", "--max-minutes", str(args.paper_minutes)])
     total = (time.perf_counter() - start) / 60
 
     clean = full["clean_accuracy"]

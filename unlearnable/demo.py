@@ -44,7 +44,7 @@ class DemoResult:
 
 
 def make_demo_folders(root: Path, seed: int = 0) -> None:
-    for name, per_class, offset in (("train", 160, 0), ("new_uploads", 160, 1), ("test", 100, 2)):
+    for name, per_class, offset in (("train", 200, 0), ("new_uploads", 200, 1), ("test", 100, 2)):
         x, y = synthetic_images(len(DEMO_CLASSES), per_class, DEMO_SIZE, seed * 10 + offset)
         write_folder(root / name, x, y, DEMO_CLASSES)
 
@@ -88,7 +88,7 @@ def run_demo(
     stage("training a generator on train/")
     gen_path = root / "generator.safetensors"
     config = replace(
-        PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=24, epochs=2, batch_size=64, image_size=DEMO_SIZE, seed=seed,
+        PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=40, epochs=2, batch_size=64, image_size=DEMO_SIZE, seed=seed,
     )
     trained = train_generator(root / "train", gen_path, config, device, on_step=on_step)
     stage("protecting new_uploads/ (pictures the generator never saw)")
