@@ -50,7 +50,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Progress]:
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=False,
+        console=console, disable=quiet, transient=True,  # the summary table replaces the bars
     )
     with progress:
         yield progress
