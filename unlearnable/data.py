@@ -116,3 +116,18 @@ def match_originals(protected: LabelledImages, clean_root: Path, image_size: int
     if missing:
         raise DataError(f"--clean {clean_root} has no original for {missing[0]} (and {len(missing) - 1} more)")
     return clean.subset(torch.tensor(idx))
+
+
+def load_training_and_test(
+    protected_dir: Path, test_dir: Path, clean_dir: Path | None, image_size: int
+) -> tuple[LabelledImages, LabelledImages, LabelledImages | None]:
+    """The protected folder, the test folder (same class folders) and, if given, the originals."""
+    protected = load_labelled(protected_dir, image_size)
+    test_classes = class_folders(test_dir)
+    if test_classes != protected.class_names:
+        raise DataError(
+            f"class folders differ: {protected_dir} has {protected.class_names}, {test_dir} has {test_classes}"
+        )
+    test = load_labelled(test_dir, image_size, class_names=protected.class_names)
+    clean = match_originals(protected, clean_dir, image_size) if clean_dir is not None else None
+    return protected, test, clean

@@ -12,9 +12,8 @@ from typing import Callable
 
 import torch
 
-from .data import class_folders, load_labelled, match_originals
+from .data import load_training_and_test
 from .defenses.base import Defense
-from .errors import DataError
 from .io.images import atomic_write_bytes, encode_image
 from .training.victim import VictimRecipe, train_victim
 
@@ -66,11 +65,7 @@ def run_defenses(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> DefendResult:
     size = config.image_size
-    protected = load_labelled(protected_dir, size)
-    if class_folders(test_dir) != protected.class_names:
-        raise DataError(f"class folders differ between {protected_dir} and {test_dir}")
-    test = load_labelled(test_dir, size, class_names=protected.class_names)
-    clean = match_originals(protected, clean_dir, size) if clean_dir is not None else None
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size)
     k = len(protected.class_names)
     rows = []
     for defense in defenses:

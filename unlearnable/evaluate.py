@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .data import LabelledImages, class_folders, load_labelled, match_originals
+from .data import LabelledImages, load_labelled, load_training_and_test
 from .errors import DataError
 from .training.victim import VictimRecipe, train_victim
 
@@ -91,20 +91,13 @@ def evaluate_protection(
 ) -> EvaluationResult:
     """Train ``config.recipe`` on each training set and test on ``test_dir``."""
     size = config.image_size
-    protected = load_labelled(protected_dir, size)
-    test_classes = class_folders(test_dir)
-    if test_classes != protected.class_names:
-        raise DataError(
-            f"class folders differ: {protected_dir} has {protected.class_names}, {test_dir} has {test_classes}"
-        )
-    test = load_labelled(test_dir, size, class_names=protected.class_names)
-    k = len(protected.class_names)
     ratio = config.protect_ratio
     if not 0 <= ratio <= 1:
         raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
-    clean = match_originals(protected, clean_dir, size) if clean_dir is not None else None
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size)
+    k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
 
     n = len(protected)
@@ -116,8 +109,8 @@ def evaluate_protection(
         sets.append(("protected", _concat(protected, extra)))
     else:
         mixed_x = torch.where(is_protected[:, None, None, None], protected.x, clean.x)
-        sets.append((f"{ratio:.0%} protected", (torch.cat([mixed_x] + ([extra.x] if extra else [])),
-                                                 torch.cat([protected.y] + ([extra.y] if extra else [])))))
+        mixed = LabelledImages(mixed_x, protected.y, protected.class_names, protected.paths)
+        sets.append((f"{ratio:.0%} protected", _concat(mixed, extra)))
     if clean is not None:
         sets.append(("clean", _concat(clean, extra)))
         if ratio < 1 and (~is_protected).any():

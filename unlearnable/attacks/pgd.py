@@ -50,8 +50,13 @@ class PGD:
         return (x + delta).detach()
 
 
-def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: PGD, beta: float = 1.0) -> torch.Tensor:
-    """TRADES: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL from a small random start."""
+def trades_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: PGD, beta: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TRADES: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL from a small random start.
+
+    Returns the loss and the clean logits f(x) (for the caller's accuracy bookkeeping).
+    """
     with torch.no_grad():
         p_clean = F.softmax(model(x).float(), dim=1)
 
@@ -61,4 +66,4 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: PGD,
     x_adv = attack.run(model, x, kl, init=0.001 * torch.randn_like(x))
     logits = model(x)
     robust = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), F.softmax(logits.float(), dim=1), reduction="batchmean")
-    return F.cross_entropy(logits.float(), y) + beta * robust
+    return F.cross_entropy(logits.float(), y) + beta * robust, logits

@@ -121,9 +121,7 @@ def train_victim(
             xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 if attack is not None and recipe.adv_loss == "trades":
-                    loss = trades_loss(model, xb, yb, attack, beta=1.0)
-                    with torch.no_grad():
-                        logits = model(xb)
+                    loss, logits = trades_loss(model, xb, yb, attack, beta=1.0)
                 else:
                     if attack is not None:
                         xb = attack(model, xb, yb)
