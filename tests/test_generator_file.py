@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnable.errors import GeneratorFileError
-from unlearnable.io.genfile import FORMAT_VERSION, load_generator, read_info
+from unlearnable.io.genfile import FORMAT_VERSION, GENERATOR_FORMAT, load_generator, read_info
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 
 from .conftest import make_generator
@@ -15,7 +15,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     path = make_generator(tmp_path / "g.safetensors", eps="16/255", num_classes=3, class_names=["a", "b", "c"])
     gen, info = load_generator(path)
     assert info.eps_text == "16/255" and info.config.eps == pytest.approx(16 / 255)
-    assert info.class_names == ["a", "b", "c"] and info.format_version == FORMAT_VERSION
+    assert info.class_names == ["a", "b", "c"] and info.format_version == GENERATOR_FORMAT == 1
     x = torch.rand(2, 3, 20, 28)
     y = torch.tensor([0, 2])
     with torch.no_grad():

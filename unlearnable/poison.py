@@ -27,7 +27,6 @@ import torch
 from PIL import Image
 
 from .errors import DataError, GuaranteeError, UnlearnableError
-from .io.genfile import load_generator
 from .io.images import (
     Decoded,
     Skipped,
@@ -37,7 +36,7 @@ from .io.images import (
     list_images,
     sha256_file,
 )
-from .models.unet import UNetGenerator
+from .methods import load_protector
 
 PARTIAL = "manifest.partial.jsonl"
 MANIFEST = "manifest.json"
@@ -127,7 +126,7 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def perturbation(generator: UNetGenerator, x: torch.Tensor, y: torch.Tensor | None, tile: int, overlap: int) -> torch.Tensor:
+def perturbation(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, tile: int, overlap: int) -> torch.Tensor:
     """Perturbation for a batch x (N, 3, H, W); large pictures go through overlapping tiles.
 
     Tiles are blended with linear feathering weights, a convex combination, so the blend
@@ -255,15 +254,15 @@ def protect_folder(
     files = list_images(input_dir)
     if not files:
         raise DataError(f"no pictures found in {input_dir} (looked for {', '.join(s[1:] for s in SUFFIX)} and more)")
-    generator, info = load_generator(gen_path, device)
-    levels = int(math.floor(info.config.eps * 255 + 1e-6))
+    generator, info = load_protector(gen_path, device)
+    levels = int(math.floor(info.eps * 255 + 1e-6))
     rels = [p.relative_to(input_dir).as_posix() for p in files]
     labels = {}
-    if info.config.num_classes:
+    if info.needs_labels:
         unlabeled = [r for r in rels if class_of(r, info.class_names) is None]
         if unlabeled:
             raise DataError(
-                f"this generator is label-aware: put each picture in a sub-folder named after its class "
+                f"this {'generator is label-aware' if info.method.startswith('gue') else info.method.upper() + ' file needs classes'}: put each picture in a sub-folder named after its class "
                 f"({', '.join(info.class_names[:10])}); {unlabeled[0]} has none"
             )
         labels = {r: class_of(r, info.class_names) for r in rels}

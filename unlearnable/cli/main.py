@@ -20,6 +20,8 @@ from ..io.plot import plot_curves
 from ..poison import PoisonConfig, protect_folder
 from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
+from ..methods import METHODS
+from ..methods.source import SOURCE_PRESETS, source_config, train_source_file
 from ..models.victims import VICTIMS
 from ..training.generator import PRESETS, train_generator
 from ..training.victim import RECIPES
@@ -110,23 +112,46 @@ def train_generator_cmd(
     fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
+    method: str = typer.Option("gue", "--method", help=f"Protection method: {', '.join(METHODS)} (gue: a generator; rem, em, tap: a source model whose noise `poison` computes per picture)."),
+    adv_eps: Optional[str] = typer.Option(None, "--adv-eps", help="GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0); REM: rho_a (default eps/2)."),
+    solver: Optional[str] = typer.Option(None, "--solver", help="Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
+    leader_steps: Optional[int] = typer.Option(None, "--leader-steps", min=1, help="TGDA: generator steps m per round (default 1)."),
+    follower_steps: Optional[int] = typer.Option(None, "--follower-steps", min=0, help="TGDA: victim steps n per round (default 1; the paper's 20 is 20x slower)."),
+    cg_steps: Optional[int] = typer.Option(None, "--cg-steps", min=1, help="TGDA: conjugate-gradient iterations per total derivative (default 10)."),
+    cg_tol: Optional[float] = typer.Option(None, "--cg-tol", min=0.0, help="TGDA: stop CG at this relative residual (default 1e-4)."),
+    damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <out>.ckpt."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <out>.ckpt (gue)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a perturbation generator on a labelled folder (GUE: a Stackelberg game solved with BOME)."""
+    """Train a protection on a labelled folder: a GUE generator (a Stackelberg game solved with
+    BOME or TGDA; GUE-AT with --adv-eps), or a REM/EM/TAP source model."""
     budget = budget_option(eps)
+    adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps") if adv_eps is not None else None
     with error_boundary():
-        if preset not in PRESETS:
-            raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", param_hint="--preset")
+        if method not in METHODS:
+            raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}", param_hint="--method")
         if fraction == 0:
             raise typer.BadParameter("must be greater than 0", param_hint="--fraction")
+        if method != "gue":
+            _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction,
+                              max_images, seed, device, json_out)
+            return
+        if solver is not None and solver not in ("bome", "tgda"):
+            raise typer.BadParameter("choose bome or tgda", param_hint="--solver")
+        if preset not in PRESETS:
+            raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", param_hint="--preset")
         overrides = {"eps": budget.value, "eps_text": budget.text, "image_size": image_size, "seed": seed,
                      "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes}
+        if adv is not None:
+            overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
         for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("inner_steps", inner_steps),
                            ("batch_size", batch_size), ("generator", generator), ("victim", victim),
-                           ("label_aware", label_aware)):
+                           ("label_aware", label_aware), ("solver", solver), ("leader_steps", leader_steps),
+                           ("follower_steps", follower_steps), ("cg_steps", cg_steps), ("cg_tol", cg_tol),
+                           ("damping", damping)):
             if value is not None:
                 overrides[key] = value
         config = replace(PRESETS[preset], **overrides)
@@ -142,8 +167,10 @@ def train_generator_cmd(
                 total = s["epochs"] * s["steps_per_epoch"]
                 done = (s["epoch"] - 1) * s["steps_per_epoch"] + s["step"]
                 info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
-                if "J_a" in s:
+                if "lambda" in s:
                     info += f" J_a {s['J_a']:.3f} λ {s['lambda']:.2f}"
+                elif "cg" in s:
+                    info += f" J_a {s['J_a']:.3f} CG {s['cg']:.0f}"
                 bar.update(task, completed=done, total=total, visible=True, info=info + f" {s['images_per_s']:.0f} img/s")
 
             result = train_generator(
@@ -158,6 +185,38 @@ def train_generator_cmd(
         console.print(table)
         if json_out:
             emit_json({**result.to_dict(), "config": asdict(config), "device": str(dev)})
+
+
+def _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction, max_images, seed,
+                      device, json_out) -> None:
+    """`train-generator --method rem|em|tap`: train and save a source model."""
+    if preset not in SOURCE_PRESETS:
+        raise typer.BadParameter(f"--method {method} has presets {', '.join(SOURCE_PRESETS)}", param_hint="--preset")
+    overrides = {"image_size": image_size, "seed": seed}
+    if iterations is not None:
+        overrides["iterations"] = iterations
+    if adv is not None and method == "rem":
+        overrides["adv_eps"] = adv.value
+    elif adv is not None and adv.value > 0:
+        raise typer.BadParameter(f"--method {method} has no adversarial radius (only gue and rem)", param_hint="--adv-eps")
+    config = source_config(preset, method, budget.value, budget.text, **overrides)
+    seed_everything(seed)
+    dev = resolve_device(device)
+    with progress_bar("training") as bar:
+        load = bar.add_task("reading pictures", total=None, info="")
+        task = bar.add_task(f"training the {method.upper()} source model", total=None, info="", visible=False)
+        result = train_source_file(
+            data_dir, out, config, dev, fraction, max_images,
+            on_load=lambda d, t: bar.update(load, completed=d, total=t),
+            on_step=lambda s: bar.update(task, completed=s["step"], total=s["steps"], visible=True, info=f"loss {s['loss']:.3f}"),
+        )
+    table = Table(title=f"{method.upper()} source model written to {result['output']}")
+    for col in ("images", "skipped", "source model", "minutes"):
+        table.add_column(col, justify="right")
+    table.add_row(str(result["images"]), str(result["skipped"]), config.arch, f"{result['seconds'] / 60:.1f}")
+    console.print(table)
+    if json_out:
+        emit_json({**result, "config": asdict(config), "device": str(dev)})
 
 
 def _training_folders(protected_dir: Path | None, test: Path | None, clean: Path | None) -> tuple[Path, Path, Path | None]:

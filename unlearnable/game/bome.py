@@ -20,7 +20,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .losses import follower_payoff, leader_payoff
+from .follower import FollowerLoss, standard_loss
+from .losses import leader_payoff
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,16 @@ def bome_lambda(grad_l: list[torch.Tensor], grad_q: list[torch.Tensor], rho: flo
     return torch.clamp((rho * qq - lq) / qq, min=0.0)
 
 
-def inner_response(victim: nn.Module, x_poisoned: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> nn.Module:
+def inner_response(
+    victim: nn.Module, x_poisoned: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+    loss_fn: FollowerLoss = standard_loss,
+) -> nn.Module:
     """theta^T: ``steps`` Adam steps on J_c from a copy of the victim; the victim is unchanged."""
     follower = copy.deepcopy(victim)
     opt = torch.optim.Adam(follower.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        follower_payoff(follower(x_poisoned), y).backward()
+        loss_fn(follower, x_poisoned, y).backward()
         opt.step()
     for p in follower.parameters():
         p.requires_grad_(False)
@@ -62,19 +66,21 @@ def bome_step(
     settings: BomeSettings,
     transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
     label_aware: bool = False,
+    loss_fn: FollowerLoss = standard_loss,
 ) -> dict[str, float]:
     """One outer BOME step; returns J_c, J_a, q and lambda for the progress display.
 
     ``transform`` is applied to the protected batch (e.g. the trainer's augmentation);
-    ``label_aware`` passes y to the generator, A(x, y), instead of the paper's g_w(x).
+    ``label_aware`` passes y to the generator, A(x, y), instead of the paper's g_w(x);
+    ``loss_fn`` is the follower's L_c (cross-entropy, or TRADES for GUE-AT).
     """
     delta = generator(x, y if label_aware else None)
     x_fixed = transform((x + delta.detach()).clamp(0, 1))
-    follower = inner_response(victim, x_fixed, y, settings.inner_steps, settings.inner_lr)
+    follower = inner_response(victim, x_fixed, y, settings.inner_steps, settings.inner_lr, loss_fn)
 
     x_poisoned = transform((x + delta).clamp(0, 1))
-    j_c = follower_payoff(victim(x_poisoned), y)
-    q = j_c - follower_payoff(follower(x_poisoned), y)
+    j_c = loss_fn(victim, x_poisoned, y)
+    q = j_c - loss_fn(follower, x_poisoned, y)
     j_a = leader_payoff(victim(x), y)
 
     w_params = [p for p in generator.parameters() if p.requires_grad]

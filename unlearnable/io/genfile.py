@@ -5,6 +5,11 @@ Metadata keys (all strings, all prefixed ``unlearnable.``): ``format_version``, 
 ``eps_float``, ``image_size``, ``channels``, ``class_names`` (JSON list), ``method``,
 ``solver``, ``victim``, ``training`` (JSON of the training settings), ``package_version``,
 ``created``. The model is rebuilt from the file alone; nothing is ever unpickled.
+
+Format 2 adds *source-model files* for the noise methods (REM, EM, TAP): ``method`` is one of
+those, ``source`` holds the classifier ({"arch", "num_classes"}) and ``noise`` the per-batch
+optimisation `poison` runs with it. Generator files keep format 1, so older versions still
+read them; an older version shown a source-model file says to upgrade.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from .. import __version__
-from ..errors import GeneratorFileError
+from ..errors import GeneratorFileError, UnlearnableError
 from ..models.unet import GeneratorConfig, UNetGenerator
+from ..models.victims import build_victim
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this version reads
+GENERATOR_FORMAT = 1
 PREFIX = "unlearnable."
+NOISE_METHODS = ("rem", "em", "tap")
 
 
 @dataclass
@@ -43,28 +51,44 @@ class GeneratorInfo:
     training: dict = field(default_factory=dict)
     package_version: str = __version__
     created: str = ""
+    format_version: int = GENERATOR_FORMAT
+
+    @property
+    def eps(self) -> float:
+        return self.config.eps
+
+    @property
+    def needs_labels(self) -> bool:
+        return bool(self.config.num_classes)
+
+
+@dataclass
+class SourceModelInfo:
+    """A REM/EM/TAP file: a classifier and the noise optimisation to run with it."""
+
+    method: str  # rem | em | tap
+    arch: str
+    noise: dict  # NoiseSettings as a dict
+    eps_text: str
+    image_size: int = 32
+    class_names: list[str] = field(default_factory=list)
+    training: dict = field(default_factory=dict)
+    package_version: str = __version__
+    created: str = ""
     format_version: int = FORMAT_VERSION
 
+    @property
+    def eps(self) -> float:
+        return float(self.noise["eps"])
 
-def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) -> None:
-    """Write weights and metadata atomically to ``path``."""
-    path = Path(path)
-    meta = {
-        "format_version": str(FORMAT_VERSION),
-        "config": json.dumps(info.config.to_dict()),
-        "eps": info.eps_text,
-        "eps_float": repr(float(info.config.eps)),
-        "image_size": str(info.image_size),
-        "channels": str(info.config.in_channels),
-        "class_names": json.dumps(info.class_names),
-        "method": info.method,
-        "solver": info.solver,
-        "victim": info.victim,
-        "training": json.dumps(info.training, sort_keys=True),
-        "package_version": __version__,
-        "created": info.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
+    @property
+    def needs_labels(self) -> bool:
+        return True  # the noise is optimised against the picture's class
+
+
+def _write(path: Path, module: torch.nn.Module, meta: dict) -> None:
+    """Weights and ``unlearnable.*`` metadata, written atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -76,7 +100,50 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
             os.unlink(tmp)
 
 
-def read_info(path: Path) -> GeneratorInfo:
+def _stamp(info) -> dict:
+    return {
+        "package_version": __version__,
+        "created": info.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def save_source_model(path: Path, model: torch.nn.Module, info: SourceModelInfo) -> None:
+    """Write a REM/EM/TAP source model and its noise settings atomically to ``path``."""
+    _write(Path(path), model, {
+        "format_version": str(FORMAT_VERSION),
+        "method": info.method,
+        "source": json.dumps({"arch": info.arch, "num_classes": len(info.class_names)}),
+        "noise": json.dumps(info.noise, sort_keys=True),
+        "eps": info.eps_text,
+        "eps_float": repr(info.eps),
+        "image_size": str(info.image_size),
+        "class_names": json.dumps(info.class_names),
+        "training": json.dumps(info.training, sort_keys=True),
+        **_stamp(info),
+    })
+
+
+def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) -> None:
+    """Write weights and metadata atomically to ``path``."""
+    path = Path(path)
+    meta = {
+        "format_version": str(GENERATOR_FORMAT),
+        "config": json.dumps(info.config.to_dict()),
+        "eps": info.eps_text,
+        "eps_float": repr(float(info.config.eps)),
+        "image_size": str(info.image_size),
+        "channels": str(info.config.in_channels),
+        "class_names": json.dumps(info.class_names),
+        "method": info.method,
+        "solver": info.solver,
+        "victim": info.victim,
+        "training": json.dumps(info.training, sort_keys=True),
+        **_stamp(info),
+    }
+    _write(path, generator, meta)
+
+
+def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     """Read and validate only the metadata of a generator file."""
     path = Path(path)
     if not path.is_file():
@@ -89,7 +156,7 @@ def read_info(path: Path) -> GeneratorInfo:
             f"{path} is not a readable safetensors file ({exc}); it may be truncated or not a generator"
         ) from None
     meta = {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
-    if "format_version" not in meta or "config" not in meta:
+    if "format_version" not in meta or not ("config" in meta or "source" in meta):
         raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
     try:
         version = int(meta["format_version"])
@@ -100,7 +167,26 @@ def read_info(path: Path) -> GeneratorInfo:
             f"{path} uses generator format {version}, newer than this tool reads ({FORMAT_VERSION}); "
             "upgrade unlearnable"
         )
+    method = meta.get("method", "gue")
+    if method not in ("gue", "gue-at") + NOISE_METHODS:
+        raise GeneratorFileError(
+            f"{path} was made by method {method!r}, which this version cannot run "
+            f"(it runs gue, gue-at, {', '.join(NOISE_METHODS)}); upgrade unlearnable"
+        )
     try:
+        if "source" in meta:
+            return SourceModelInfo(
+                method=method,
+                arch=json.loads(meta["source"])["arch"],
+                noise=json.loads(meta["noise"]),
+                eps_text=meta.get("eps", ""),
+                image_size=int(meta.get("image_size", 32)),
+                class_names=json.loads(meta.get("class_names", "[]")),
+                training=json.loads(meta.get("training", "{}")),
+                package_version=meta.get("package_version", ""),
+                created=meta.get("created", ""),
+                format_version=version,
+            )
         config = GeneratorConfig.from_dict(json.loads(meta["config"]))
         return GeneratorInfo(
             config=config,
@@ -119,14 +205,21 @@ def read_info(path: Path) -> GeneratorInfo:
         raise GeneratorFileError(f"{path} has damaged metadata ({exc})") from None
 
 
-def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[UNetGenerator, GeneratorInfo]:
-    """Rebuild the generator from the file alone, in eval mode, on ``device``."""
+def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, GeneratorInfo | SourceModelInfo]:
+    """Rebuild the model from the file alone, in eval mode, on ``device``.
+
+    A generator file gives the U-Net; a source-model file gives the classifier, which
+    :func:`unlearnable.methods.load_protector` wraps with its noise optimisation.
+    """
     info = read_info(path)
-    if not (0 < info.config.eps <= 1):
-        raise GeneratorFileError(f"{path} has an invalid eps {info.config.eps}")
+    if not (0 < info.eps <= 1):
+        raise GeneratorFileError(f"{path} has an invalid eps {info.eps}")
     try:
-        generator = UNetGenerator(info.config)
-    except (ValueError, TypeError, RuntimeError) as exc:
+        if isinstance(info, SourceModelInfo):
+            generator = build_victim(info.arch, len(info.class_names))
+        else:
+            generator = UNetGenerator(info.config)
+    except (ValueError, TypeError, RuntimeError, KeyError, UnlearnableError) as exc:
         raise GeneratorFileError(f"{path} has an architecture config this tool cannot build ({exc})") from None
     try:
         tensors = load_file(str(path))

@@ -9,10 +9,16 @@ Two presets (see README, "Presets and why"):
   a label-aware generator A(x, y) (the paper's unified framework), warm-started with the
   error-minimising min-min objective, then refined by BOME with T = 2 inner steps and Adam
   on the generator, with the trainer's crop+flip augmentation inside the loop.
+* ``paper-at`` -- GUE-AT, the paper's adversarial game G_at: the ``paper`` settings with a
+  TRADES follower (eps_d 4/255, beta 1), 150 epochs, learning rates x0.1 at 120 and 140.
+
+``adv_eps > 0`` puts the TRADES follower into any preset (GUE-AT); ``solver="tgda"`` solves
+the same game with total gradient descent ascent instead of BOME.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +31,9 @@ from ..augment import crop_flip
 from ..data import load_labelled
 from ..errors import UnlearnableError
 from ..game.bome import BomeSettings, bome_step
+from ..game.follower import follower_loss
 from ..game.minmin import minmin_step
+from ..game.tgda import TgdaSettings, tgda_round
 from ..io.genfile import GeneratorInfo, save_generator
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
@@ -40,11 +48,20 @@ class GeneratorTrainingConfig:
     label_aware: bool = True  # generator sees the class: A(x, y)
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
-    epochs: int = 4  # BOME game epochs
+    epochs: int = 4  # game epochs (BOME or TGDA)
+    solver: str = "bome"  # bome | tgda
     batch_size: int = 128  # images per outer step
     inner_steps: int = 2  # T, Adam steps for theta^T
     inner_lr: float = 1e-3  # Adam lr of the inner steps
     rho: float = 1.5  # BOME barrier strength
+    leader_steps: int = 1  # TGDA m: total-gradient generator steps per round
+    follower_steps: int = 1  # TGDA n: victim steps per round (paper 20; 1 keeps a CPU epoch short)
+    cg_steps: int = 10  # TGDA conjugate-gradient iterations
+    cg_tol: float = 1e-4  # TGDA CG relative residual tolerance
+    damping: float = 0.1  # TGDA Hessian damping
+    adv_eps: float = 0.0  # GUE-AT: TRADES follower radius eps_d on [0, 1] (0: standard follower)
+    adv_eps_text: str = "0"
+    milestones: tuple[int, ...] = ()  # epochs at which both learning rates are multiplied by 0.1
     victim_lr: float = 0.01  # beta_cls, SGD
     victim_momentum: float = 0.9
     gen_optimizer: str = "adam"  # adam | sgd
@@ -67,6 +84,13 @@ PRESETS = {
         generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=50,
         batch_size=256, inner_steps=10, inner_lr=1e-3, victim_lr=0.01, victim_momentum=0.0,
         gen_optimizer="sgd", gen_lr=0.1, augment=False,
+    ),
+    # GUE-AT(8/255, 4/255): the paper's adversarial game, 150 epochs, decay at 120 and 140.
+    "paper-at": GeneratorTrainingConfig(
+        generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=150,
+        batch_size=256, inner_steps=10, inner_lr=1e-3, victim_lr=0.01, victim_momentum=0.0,
+        gen_optimizer="sgd", gen_lr=0.1, augment=False, adv_eps=4 / 255, adv_eps_text="4/255",
+        milestones=(120, 140),
     ),
     # The paper's algorithm and step sizes with the CPU-sized networks: the baseline row.
     "paper-small": GeneratorTrainingConfig(
@@ -126,6 +150,8 @@ def train_generator(
         )
     if resume and not ckpt.exists():
         raise UnlearnableError(f"--resume: no checkpoint {ckpt} to resume from; run without --resume")
+    if config.solver not in ("bome", "tgda"):
+        raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
         raise UnlearnableError(f"unknown generator preset {config.generator!r}; use {', '.join(GENERATOR_PRESETS)}")
     torch.manual_seed(config.seed)
@@ -144,6 +170,8 @@ def train_generator(
     gen_opt = _optimizer(config.gen_optimizer, generator.parameters(), config.gen_lr)
     victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
     bome = BomeSettings(config.inner_steps, config.inner_lr, config.rho)
+    tgda = TgdaSettings(config.leader_steps, config.follower_steps, config.cg_steps, config.cg_tol, config.damping)
+    loss_fn = follower_loss(config.adv_eps)
     modules = {"generator": generator, "victim": victim}
     optimizers = {"generator": gen_opt, "victim": victim_opt}
     progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
@@ -165,16 +193,23 @@ def train_generator(
     start = time.perf_counter() - progress["seconds"]
     stopped_early, stats = False, {}
     for epoch in range(progress["epoch"], config.total_epochs):
-        phase = "min-min" if epoch < config.warmup_epochs else "bome"
+        phase = "min-min" if epoch < config.warmup_epochs else config.solver
+        decay = 0.1 ** sum(epoch >= m for m in config.milestones)
+        for opt, lr in ((gen_opt, config.gen_lr), (victim_opt, config.victim_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * decay
         sampler.manual_seed(config.seed * 100_003 + epoch)  # the same order after a resume
         perm = torch.randperm(n, generator=sampler).to(device)
         for i in range(steps_per_epoch):
             idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
             x, y = x_all[idx].float().div_(255), y_all[idx]
+            args = (generator, victim, x, y, gen_opt, victim_opt)
             if phase == "min-min":
-                stats = minmin_step(generator, victim, x, y, gen_opt, victim_opt, transform, config.label_aware)
+                stats = minmin_step(*args, transform, config.label_aware, loss_fn)
+            elif phase == "bome":
+                stats = bome_step(*args, bome, transform, config.label_aware, loss_fn)
             else:
-                stats = bome_step(generator, victim, x, y, gen_opt, victim_opt, bome, transform, config.label_aware)
+                stats = tgda_round(*args, tgda, transform, config.label_aware, loss_fn)
             progress["steps"] += 1
             elapsed = time.perf_counter() - start
             if on_step:
@@ -194,7 +229,8 @@ def train_generator(
     seconds = time.perf_counter() - start
     info = GeneratorInfo(
         config=gen_config, eps_text=config.eps_text, image_size=config.image_size, class_names=data.class_names,
-        method="gue", solver="bome" if config.epochs else "min-min", victim=config.victim,
+        method="gue-at" if config.adv_eps > 0 else "gue", solver=config.solver if config.epochs else "min-min",
+        victim=config.victim,
         training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
                   "stopped_early": stopped_early},
     )
@@ -212,4 +248,4 @@ def _config_key(config: GeneratorTrainingConfig, data) -> dict:
     key = asdict(replace(config, max_minutes=None))
     key["images"] = len(data)
     key["classes"] = data.class_names
-    return key
+    return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)

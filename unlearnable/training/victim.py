@@ -88,15 +88,19 @@ def train_victim(
     device: torch.device,
     on_epoch: Callable[[dict], None] | None = None,
     batch_defense: Callable | None = None,
+    model: torch.nn.Module | None = None,
 ) -> VictimResult:
     """Train ``recipe.arch`` from scratch on uint8 images; report clean-test accuracy per epoch.
 
     ``batch_defense(x, y_soft, generator) -> (x, y_soft)`` is a training-time defense
-    (mixup, cutout, cutmix) applied to each augmented batch, with soft labels.
+    (mixup, cutout, cutmix) applied to each augmented batch, with soft labels. ``model``
+    trains a caller's model in place (TAP's source model) instead of a fresh one.
     """
     torch.manual_seed(seed)
     sampler = torch.Generator().manual_seed(seed)
-    model = build_victim(recipe.arch, num_classes).to(device).to(memory_format=torch.channels_last)
+    if model is None:
+        model = build_victim(recipe.arch, num_classes)
+    model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
     x_dev, y_dev = train_x.to(device), train_y.to(device)
     attack = PGD(recipe.adv_eps, steps=recipe.adv_steps) if recipe.adv_eps > 0 else None

@@ -1,0 +1,41 @@
+"""The baselines that protect with a source model instead of a generator: REM, EM, TAP.
+
+:func:`load_protector` opens any protection file (a GUE generator or a source model) and
+returns one callable, ``protector(x, y) -> delta``, so `poison` treats every method alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..io.genfile import GeneratorInfo, SourceModelInfo, load_generator
+from .noise import NoiseSettings, defensive_noise
+
+METHODS = ("gue", "rem", "em", "tap")
+
+
+class NoiseProtector(nn.Module):
+    """A source model and its noise optimisation, called like a generator: (x, y) -> delta."""
+
+    def __init__(self, model: nn.Module, settings: NoiseSettings, seed: int = 0):
+        super().__init__()
+        self.model = model
+        self.settings = settings
+        self.seed = seed
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError(f"{self.settings.method} needs the class of every picture")
+        sampler = torch.Generator().manual_seed(self.seed)  # the same noise for the same picture
+        return defensive_noise(self.model, x, y, self.settings, sampler)
+
+
+def load_protector(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, GeneratorInfo | SourceModelInfo]:
+    """The file's protector on ``device`` and what the file says about itself."""
+    model, info = load_generator(path, device)
+    if isinstance(info, SourceModelInfo):
+        return NoiseProtector(model, NoiseSettings(**info.noise)), info
+    return model, info
