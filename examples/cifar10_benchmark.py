@@ -16,37 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-
-def cli(*args: str) -> dict:
-    """Run `unlearnable ... --json` and return its JSON object; progress stays on stderr."""
-    cmd = [sys.executable, "-m", "unlearnable", *args, "--json"]
-    print("$ unlearnable " + " ".join(args), file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, text=True).stdout
-    data = json.loads(out)
-    data["_wall_seconds"] = time.perf_counter() - start
-    return data
-
-
-def make_subset(data: Path, dest: Path, per_class: int) -> None:
-    """dest/<class>/<name> -> the first ``per_class`` training pictures of each class (symlinks)."""
-    if dest.exists():
-        return
-    for cls in sorted(p.name for p in (data / "train").iterdir() if p.is_dir()):
-        (dest / cls).mkdir(parents=True)
-        for src in sorted((data / "train" / cls).iterdir())[:per_class]:
-            target = dest / cls / src.name
-            try:
-                os.symlink(src.resolve(), target)
-            except OSError:
-                shutil.copy2(src, target)
+from benchlib import cli, make_subset, remove
 
 
 def main() -> None:
@@ -72,11 +45,7 @@ def main() -> None:
     def protect_and_measure(name: str, train_args: list[str], with_clean: bool = False) -> dict:
         gen = work / f"{name}.safetensors"
         prot = work / f"{name}_protected"
-        for stale in (gen, prot, Path(str(gen) + ".ckpt")):
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            elif stale.exists():
-                stale.unlink()
+        remove(gen, prot, Path(str(gen) + ".ckpt"))
         trained = cli("train-generator", str(owner), "--out", str(gen), *train_args)
         poisoned = cli("poison", str(owner), "--gen", str(gen), "--out", str(prot), "--batch-size", "256")
         extra = ["--clean", str(owner)] if with_clean else []

@@ -6,7 +6,7 @@ import torch
 from unlearnable.errors import UnlearnableError
 from unlearnable.io.genfile import load_generator
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
-from unlearnable.training.generator import PRESETS, checkpoint_path, train_generator
+from unlearnable.training.generator import PRESETS, checkpoint_path, stretch_schedule, train_generator
 
 CPU = torch.device("cpu")
 
@@ -18,7 +18,20 @@ def small_set(tmp_path):
 
 
 def _tiny(**kw):
+    kw.setdefault("min_steps", 0)
     return replace(PRESETS["cpu"], warmup_epochs=1, epochs=2, batch_size=16, image_size=16, inner_steps=1, **kw)
+
+
+def test_small_folders_get_the_steps_of_a_large_one():
+    cpu = PRESETS["cpu"]
+    assert stretch_schedule(cpu, 10_000) == cpu  # 12 epochs x 79 steps = 948
+    small = stretch_schedule(cpu, 2_000)  # 16 steps an epoch: x5
+    assert (small.warmup_epochs, small.epochs) == (40, 20)
+    assert small.total_epochs * 16 >= cpu.min_steps
+    explicit = replace(cpu, min_steps=0)
+    assert stretch_schedule(explicit, 100) == explicit
+    paper_at = stretch_schedule(replace(PRESETS["paper-at"], min_steps=1000), 2560)  # 10 steps an epoch
+    assert paper_at.epochs == 150 and paper_at.milestones == (120, 140)
 
 
 def test_writes_a_generator_with_metadata(tmp_path, small_set):

@@ -101,7 +101,7 @@ def train_generator_cmd(
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
     out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the generator file."),
     preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Game (BOME) epochs; default from the preset."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Game epochs (BOME or TGDA); default from the preset (cpu: 8 warm-up + 4 game epochs, stretched on folders under 10,000 pictures to 948 steps in all)."),
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Min-min warm-start epochs before the game; default from the preset."),
     inner_steps: Optional[int] = typer.Option(None, "--inner-steps", min=1, help="BOME inner steps T per outer step; default from the preset."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per outer step; default from the preset."),
@@ -147,6 +147,8 @@ def train_generator_cmd(
                      "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes}
         if adv is not None:
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
+        if epochs is not None or warmup_epochs is not None:
+            overrides["min_steps"] = 0  # explicit epochs mean exactly that
         for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("inner_steps", inner_steps),
                            ("batch_size", batch_size), ("generator", generator), ("victim", victim),
                            ("label_aware", label_aware), ("solver", solver), ("leader_steps", leader_steps),
