@@ -138,3 +138,42 @@ def test_tiles_keep_the_bound_and_have_no_seams(tmp_path, gen_file):
     whole = perturbation(gen, x, None, tile=512, overlap=16)
     # away from tile borders the network sees the same neighbourhood: tiled equals untiled
     assert (tiled - whole).abs().mean() < 0.25 * whole.abs().mean()
+
+
+def test_shards_split_the_folder_and_merge_one_manifest(tmp_path, gen_file):
+    from unlearnable.synthetic import make_synthetic_folder
+
+    make_synthetic_folder(tmp_path / "in", num_classes=2, per_class=5, size=12)
+    out = tmp_path / "out"
+    first = protect_folder(tmp_path / "in", gen_file, out, PoisonConfig(batch_size=2, shard=(0, 2)))
+    assert first.protected == 5 and not first.merged and not (out / "manifest.json").exists()
+    second = protect_folder(tmp_path / "in", gen_file, out, PoisonConfig(batch_size=2, shard=(1, 2)))
+    assert second.protected == 5 and second.merged
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len({e["source"] for e in manifest["files"]}) == 10 and len(list(out.rglob("*.png"))) == 10
+    assert not list(out.glob("manifest.*shard*"))
+    again = protect_folder(tmp_path / "in", gen_file, out)  # the merged manifest counts as done
+    assert again.already_done == 10 and again.protected == 0
+
+
+def test_shard_comes_from_torchrun_and_bad_shards_are_refused(monkeypatch):
+    from unlearnable.poison import parse_shard
+
+    assert parse_shard(None) == (0, 1)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert parse_shard(None) == (1, 3) and parse_shard("0/2") == (0, 2)
+    for bad in ("2/2", "a/b", "1", "-1/2"):
+        with pytest.raises(DataError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_streaming_is_deterministic_whatever_the_threads_and_memory_budget(tmp_path, gen_file):
+    from unlearnable.synthetic import make_synthetic_folder
+
+    make_synthetic_folder(tmp_path / "in", num_classes=2, per_class=6, size=16)
+    a = protect_folder(tmp_path / "in", gen_file, tmp_path / "a", PoisonConfig(batch_size=4, workers=1))
+    b = protect_folder(tmp_path / "in", gen_file, tmp_path / "b", PoisonConfig(batch_size=4, workers=4, pixel_budget=600))
+    assert a.protected == b.protected == 12
+    for f in (tmp_path / "a").rglob("*.png"):
+        assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()

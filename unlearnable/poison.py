@@ -19,6 +19,8 @@ import json
 import math
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -51,6 +53,9 @@ class PoisonConfig:
     strict: bool = False  # a damaged input file stops the run instead of being skipped
     tile: int = 512  # pictures larger than tile x tile pixels are processed in tiles
     tile_overlap: int = 64  # pixels of overlap between tiles, blended linearly
+    pixel_budget: int = 8_000_000  # pixels per forward batch, and roughly in flight: bounds memory
+    workers: int = 0  # decode/encode threads; 0 = up to 8, one per CPU core
+    shard: tuple[int, int] = (0, 1)  # (k, n): protect only every n-th picture from the k-th
 
 
 @dataclass
@@ -68,6 +73,8 @@ class PoisonResult:
     budget_levels: int = 0
     mean_psnr: float | None = None
     format: str = "png"
+    shard: str = "0/1"
+    merged: bool = False  # a shard that completed the set wrote the merged manifest.json
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,8 +184,8 @@ def _decode_bytes(data: bytes) -> torch.Tensor:
 class _State:
     """The resumable record of finished files (``manifest.partial.jsonl``)."""
 
-    def __init__(self, out_dir: Path, header: dict):
-        self.path = out_dir / PARTIAL
+    def __init__(self, out_dir: Path, header: dict, partial_name: str = PARTIAL):
+        self.path = out_dir / partial_name
         self.done: dict[str, dict] = {}
         existing_manifest = out_dir / MANIFEST
         if existing_manifest.exists():
@@ -231,10 +238,82 @@ def _prepare_output(input_dir: Path, out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise DataError(f"--out {out_dir} exists and is not a folder; choose another --out")
-        ours = (out_dir / PARTIAL).exists() or (out_dir / MANIFEST).exists()
+        ours = any(p.name.startswith("manifest.") for p in out_dir.iterdir() if p.is_file())
         if any(out_dir.iterdir()) and not ours:
             raise DataError(f"--out {out_dir} is not empty and was not made by unlearnable; choose an empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"k/n"`` -> (k, n), 0 <= k < n; None -> this process's torchrun rank, or (0, 1)."""
+    if text is None:
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        return (int(rank), int(world)) if rank is not None and world is not None else (0, 1)
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise DataError(f"--shard {text!r} must look like k/n, e.g. 0/4 for the first of four parts") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise DataError(f"--shard {text}: k must be between 0 and n-1 (parts are numbered from 0)")
+    return k, n
+
+
+def _shard_names(k: int, n: int) -> tuple[str, str]:
+    if n == 1:
+        return PARTIAL, MANIFEST
+    return f"manifest.partial.shard-{k}-of-{n}.jsonl", f"manifest.shard-{k}-of-{n}.json"
+
+
+class _Prefetcher:
+    """Hash and decode files in worker threads, ahead of the forward passes, in order.
+
+    At most ``window`` files are in flight; the window shrinks for large pictures so memory
+    stays bounded by about ``pixel_budget`` pixels whatever the folder holds.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, items: list[tuple[Path, str]], window: int, pixel_budget: int):
+        self.pool, self.items, self.window, self.pixel_budget = pool, items, window, pixel_budget
+        self.largest = 1
+
+    def _load(self, path: Path, rel: str):
+        digest = sha256_file(path)
+        try:
+            return rel, digest, decode_image(path), None
+        except DataError as exc:
+            return rel, digest, None, exc
+
+    def __iter__(self):
+        pending: deque = deque()
+        it = iter(self.items)
+        while True:
+            limit = max(2, min(self.window, self.pixel_budget // self.largest))
+            while len(pending) < limit:
+                nxt = next(it, None)
+                if nxt is None:
+                    break
+                pending.append(self.pool.submit(self._load, *nxt))
+            if not pending:
+                return
+            rel, digest, dec, err = pending.popleft().result()
+            if dec is not None:
+                self.largest = max(self.largest, dec.rgb.shape[0] * dec.rgb.shape[1])
+            yield rel, digest, dec, err
+
+
+def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels: int, config: PoisonConfig,
+                out_dir: Path, name: str) -> dict:
+    """Budget, encode, decode again, check, write atomically; the manifest entry (worker thread)."""
+    protected = apply_budget(dec.rgb, delta, levels)
+    data = encode_image(protected, dec.alpha, config.fmt, config.quality)
+    written = _decode_bytes(data)
+    change = max_change(written, dec.rgb)
+    if change > levels and config.fmt == "png":
+        raise GuaranteeError(f"{rel}: a pixel would move {change} levels, over the budget of {levels}; nothing was written")
+    atomic_write_bytes(out_dir / name, data)
+    return {
+        "source": rel, "source_sha256": digest, "output": name, "max_change_levels": change,
+        "psnr": psnr(written, dec.rgb), "alpha": dec.alpha is not None,
+    }
 
 
 def protect_folder(
@@ -246,81 +325,120 @@ def protect_folder(
     on_progress: Callable[[int, int], None] | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
 ) -> PoisonResult:
-    """Protect every picture under ``input_dir`` with the generator in ``gen_path``."""
+    """Protect every picture under ``input_dir`` (this shard's share) with the file ``gen_path``.
+
+    Streaming: worker threads hash and decode the next pictures and encode, check and write
+    the finished ones while the main thread runs the forward passes. Batches hold pictures of
+    one size and at most ``config.batch_size`` pictures or ``config.pixel_budget`` pixels.
+    """
     input_dir = Path(input_dir)
     out_dir = Path(out_dir) if out_dir else input_dir.parent / f"{input_dir.resolve().name}_protected"
     if config.fmt not in SUFFIX:
         raise DataError(f"unknown output format {config.fmt!r}; use png, jpeg or webp")
-    files = list_images(input_dir)
-    if not files:
+    k, n = config.shard
+    all_files = list_images(input_dir)
+    if not all_files:
         raise DataError(f"no pictures found in {input_dir} (looked for {', '.join(s[1:] for s in SUFFIX)} and more)")
     generator, info = load_protector(gen_path, device)
     levels = int(math.floor(info.eps * 255 + 1e-6))
-    rels = [p.relative_to(input_dir).as_posix() for p in files]
+    all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
     labels = {}
     if info.needs_labels:
-        unlabeled = [r for r in rels if class_of(r, info.class_names) is None]
+        unlabeled = [r for r in all_rels if class_of(r, info.class_names) is None]
         if unlabeled:
             raise DataError(
                 f"this {'generator is label-aware' if info.method.startswith('gue') else info.method.upper() + ' file needs classes'}: put each picture in a sub-folder named after its class "
                 f"({', '.join(info.class_names[:10])}); {unlabeled[0]} has none"
             )
-        labels = {r: class_of(r, info.class_names) for r in rels}
+        labels = {r: class_of(r, info.class_names) for r in all_rels}
     _prepare_output(input_dir, out_dir)
-    names = output_names(rels, config.fmt)
+    names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
+    files, rels = all_files[k::n], all_rels[k::n]
+    partial_name, manifest_name = _shard_names(k, n)
     header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text}
-    state = _State(out_dir, header)
+    state = _State(out_dir, header, partial_name)
     result = PoisonResult(
         input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
-        files=len(files), budget_levels=levels, format=config.fmt,
+        files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}",
     )
     start = time.perf_counter()
-    lossy = config.fmt != "png"
+    workers = config.workers or min(8, (os.cpu_count() or 2))
+    writing: deque = deque()  # futures of files being encoded and written, in order
+    in_flight: deque = deque()  # their sizes in pixels
+
+    def collect(block: bool) -> None:
+        while writing and (block or writing[0].done()):
+            entry = writing.popleft().result()
+            in_flight.popleft()
+            state.record(entry)
+            result.protected += 1
+
+    batch: list[tuple[str, str, Decoded]] = []
+    batch_pixels = 0
+
+    def run_batch() -> None:
+        nonlocal batch, batch_pixels
+        by_shape: dict[tuple, list] = {}
+        for item in batch:
+            by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
+        for group in by_shape.values():
+            x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
+            y = torch.tensor([labels[r] for r, _, _ in group], device=device) if labels else None
+            deltas = perturbation(generator, x, y, config.tile, config.tile_overlap).cpu()
+            del x
+            for (rel, digest, dec), delta in zip(group, deltas):
+                writing.append(pool.submit(_finish_one, rel, digest, dec, delta, levels, config, out_dir, names[rel]))
+                in_flight.append(delta.shape[1] * delta.shape[2])
+        batch, batch_pixels = [], 0
+        collect(block=False)
+        if on_progress:
+            finished = result.already_done + len(result.skipped) + result.protected
+            on_progress(finished, len(files))
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unlearnable-io")
     try:
-        for first in range(0, len(files), config.batch_size):
-            chunk = list(zip(files[first:first + config.batch_size], rels[first:first + config.batch_size]))
-            todo: list[tuple[str, str, Decoded]] = []
-            for path, rel in chunk:
-                digest = sha256_file(path)
-                prev = state.done.get(rel)
-                if prev and prev.get("source_sha256") == digest and (out_dir / prev["output"]).exists():
-                    result.already_done += 1
-                    continue
-                try:
-                    todo.append((rel, digest, decode_image(path)))
-                except DataError as exc:
-                    if config.strict:
-                        raise DataError(f"{rel}: {exc} (stopped because of --strict)") from None
-                    skip = Skipped(rel, str(exc))
-                    result.skipped.append(asdict(skip))
-                    if on_skip:
-                        on_skip(skip)
-            by_shape: dict[tuple, list] = {}
-            for item in todo:
-                by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
-            for group in by_shape.values():
-                x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
-                y = torch.tensor([labels[r] for r, _, _ in group], device=device) if labels else None
-                deltas = perturbation(generator, x, y, config.tile, config.tile_overlap).cpu()
-                for (rel, digest, dec), delta in zip(group, deltas):
-                    protected = apply_budget(dec.rgb, delta, levels)
-                    data = encode_image(protected, dec.alpha, config.fmt, config.quality)
-                    written = _decode_bytes(data)
-                    change = max_change(written, dec.rgb)
-                    if change > levels and not lossy:
-                        raise GuaranteeError(
-                            f"{rel}: a pixel would move {change} levels, over the budget of {levels}; nothing was written"
-                        )
-                    atomic_write_bytes(out_dir / names[rel], data)
-                    state.record({
-                        "source": rel, "source_sha256": digest, "output": names[rel],
-                        "max_change_levels": change, "psnr": psnr(written, dec.rgb),
-                        "alpha": dec.alpha is not None,
-                    })
-                    result.protected += 1
-            if on_progress:
-                on_progress(min(first + config.batch_size, len(files)), len(files))
+        todo = []
+        for path, rel in zip(files, rels):
+            prev = state.done.get(rel)
+            if prev and (out_dir / prev["output"]).exists() and prev.get("source_sha256") == sha256_file(path):
+                result.already_done += 1
+            else:
+                todo.append((path, rel))
+        window = 2 * config.batch_size + workers
+        for rel, digest, dec, err in _Prefetcher(pool, todo, window, config.pixel_budget):
+            if err is not None:
+                if config.strict:
+                    raise DataError(f"{rel}: {err} (stopped because of --strict)") from None
+                skip = Skipped(rel, str(err))
+                result.skipped.append(asdict(skip))
+                if on_skip:
+                    on_skip(skip)
+            else:
+                pixels = dec.rgb.shape[0] * dec.rgb.shape[1]
+                if batch and batch_pixels + pixels > config.pixel_budget:
+                    run_batch()
+                batch.append((rel, digest, dec))
+                batch_pixels += pixels
+                if len(batch) >= config.batch_size:
+                    run_batch()
+            while writing and (len(writing) > window or sum(in_flight) > 2 * config.pixel_budget):
+                writing[0].result()  # wait for the oldest write: memory stays bounded
+                collect(block=False)
+            collect(block=False)
+        if batch:
+            run_batch()
+        collect(block=True)
+        if on_progress:
+            on_progress(len(files), len(files))
     finally:
+        # whatever stopped us, files already being written are finished and recorded
+        for fut in writing:
+            try:
+                state.record(fut.result())
+                result.protected += 1
+            except Exception:  # noqa: BLE001 - the first error is the one being raised
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
         state.close()
     result.seconds = time.perf_counter() - start
     result.images_per_s = result.protected / result.seconds if result.seconds > 0 else 0.0
@@ -333,9 +451,30 @@ def protect_folder(
         "input_dir": str(input_dir.resolve()),
         "generator": str(Path(gen_path).resolve()),
         "budget_levels": levels,
+        "shard": f"{k}/{n}",
         "files": entries,
         "skipped": result.skipped,
     }
-    atomic_write_bytes(out_dir / MANIFEST, json.dumps(manifest, indent=1).encode())
-    os.unlink(out_dir / PARTIAL)
+    atomic_write_bytes(out_dir / manifest_name, json.dumps(manifest, indent=1).encode())
+    os.unlink(out_dir / partial_name)
+    if n > 1:
+        result.merged = merge_shards(out_dir, n)
     return result
+
+
+def merge_shards(out_dir: Path, n: int) -> bool:
+    """Write ``manifest.json`` from the n shard manifests once all are there; True if written."""
+    parts = [Path(out_dir) / _shard_names(k, n)[1] for k in range(n)]
+    if not all(p.exists() for p in parts):
+        return False
+    loaded = [json.loads(p.read_text()) for p in parts]
+    headers = {json.dumps(m["header"], sort_keys=True) for m in loaded}
+    if len(headers) > 1:
+        raise DataError(f"the shard manifests in {out_dir} come from different generators or formats; rerun the odd shard")
+    merged = {**loaded[0], "shard": f"merged from {n}",
+              "files": sorted((e for m in loaded for e in m["files"]), key=lambda e: e["source"]),
+              "skipped": [s for m in loaded for s in m["skipped"]]}
+    atomic_write_bytes(Path(out_dir) / MANIFEST, json.dumps(merged, indent=1).encode())
+    for p in parts:
+        p.unlink()
+    return True

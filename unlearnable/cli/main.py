@@ -17,7 +17,7 @@ from ..errors import UnlearnableError
 from ..evaluate import EvaluationConfig, evaluate_protection
 from ..io.images import atomic_write_bytes
 from ..io.plot import plot_curves
-from ..poison import PoisonConfig, protect_folder
+from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
 from ..methods import METHODS
@@ -61,6 +61,8 @@ def poison(
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality 1-100 (lossy formats only)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first damaged picture instead of skipping it."),
     tile: int = typer.Option(512, "--tile", min=32, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -69,7 +71,8 @@ def poison(
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
-        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile)
+        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
+                              shard=parse_shard(shard), workers=workers)
         with progress_bar("protecting", quiet=False) as bar:
             task = bar.add_task("protecting", total=None, info="")
             result = protect_folder(
@@ -77,7 +80,8 @@ def poison(
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
                 on_skip=lambda s: console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False),
             )
-        table = Table(title=f"protected {result.output_dir}")
+        title = f"protected {result.output_dir}" + (f" (part {result.shard})" if result.shard != "0/1" else "")
+        table = Table(title=title)
         for col in ("files", "protected", "already done", "skipped", "images/s", "largest change", "mean PSNR"):
             table.add_column(col, justify="right")
         table.add_row(
@@ -86,6 +90,10 @@ def poison(
             "-" if result.mean_psnr is None else f"{result.mean_psnr:.2f} dB",
         )
         console.print(table)
+        if result.shard != "0/1":
+            n = result.shard.split("/")[1]
+            console.print("all parts done: manifest.json merged" if result.merged
+                          else f"part {result.shard} done; manifest.json is merged when all {n} parts have finished")
         remember({"protected": result.output_dir, "clean": input_dir})
         if json_out:
             emit_json(result.to_dict())
