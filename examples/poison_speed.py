@@ -1,0 +1,137 @@
+"""How fast `poison` is, against the generator's bare forward pass on the same machine.
+
+    python examples/poison_speed.py [--work /tmp/poison-speed] [--gen gen.safetensors] [--json out.json]
+
+For each case (N pictures of W x H: 1,000 and 20,000 at 32x32, 20 at 6000x4000 by default)
+it writes N synthetic JPEG pictures (smooth gradients and shapes, like photographs rather than
+noise), then, each in a fresh process so peak memory is that case's own:
+
+* the ceiling: the generator's forward passes alone on tensors of that size (tiles for large
+  pictures), pictures/s;
+* `poison` on the folder (hashing, decoding, forward, PNG encoding, re-decoding and checking
+  every pixel, writing, manifest): pictures/s, megapixels/s, the share of the ceiling it
+  sustains, and the process's peak resident memory.
+
+Without --gen a freshly initialised `small` U-Net is used: speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CASES = [(1000, 32, 32), (20000, 32, 32), (20, 6000, 4000)]
+
+WORKER = r"""
+import json, resource, sys, time
+from pathlib import Path
+import torch
+from unlearnable.methods import load_protector
+from unlearnable.poison import PoisonConfig, perturbation, protect_folder
+mode, gen, folder, out, n, w, h, batch = sys.argv[1:9]
+n, w, h, batch = int(n), int(w), int(h), int(batch)
+config = PoisonConfig(batch_size=batch)
+if mode == "ceiling":
+    model, _ = load_protector(Path(gen))
+    per = max(1, min(batch, n, config.pixel_budget // (w * h)))  # the batches poison would run
+    x = torch.rand(per, 3, h, w)
+    perturbation(model, x, None, config.tile, config.tile_overlap)  # warm-up at full size
+    start, reps = time.perf_counter(), 0
+    while reps < 2 or time.perf_counter() - start < 3:
+        perturbation(model, x, None, config.tile, config.tile_overlap)
+        reps += 1
+    rate = reps * per / (time.perf_counter() - start)
+else:
+    res = protect_folder(Path(folder), Path(gen), Path(out), config)
+    rate = res.images_per_s
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+print(json.dumps({"images_per_s": rate, "peak_mib": peak}))
+"""
+
+
+def make_pictures(folder: Path, n: int, w: int, h: int) -> None:
+    """N smooth synthetic JPEGs of w x h (skipped if the folder already holds them)."""
+    import torch
+    from PIL import Image
+
+    if folder.exists() and len(list(folder.glob("*.jpg"))) == n:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    for i in range(n):
+        a, b, c = torch.rand(3, generator=g).tolist()
+        img = torch.stack([a * xx + (1 - a) * yy, (b * yy + c * xx) / 2 + 0.25, (xx * yy) * c + 0.2 * a])
+        cy, cx, r = torch.rand(3, generator=g).tolist()
+        disc = ((yy - cy) ** 2 + (xx - cx) ** 2) < (0.1 + 0.2 * r) ** 2
+        img[:, disc] = img[:, disc] * 0.5 + 0.4
+        arr = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def run_worker(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", WORKER, *args], stdout=subprocess.PIPE, check=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/unlearnable-poison-speed"), help="scratch folder")
+    ap.add_argument("--gen", type=Path, default=None, help="generator file (default: a fresh small U-Net)")
+    ap.add_argument("--cases", default=",".join(f"{n}x{w}x{h}" for n, w, h in CASES),
+                    help="comma-separated NxWxH cases (default: %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    gen = args.gen
+    if gen is None:
+        from unlearnable.io.genfile import GeneratorInfo, save_generator
+        from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
+
+        import torch
+
+        torch.manual_seed(0)
+        config = GeneratorConfig(channels=GENERATOR_PRESETS["small"], eps=8 / 255)
+        gen = args.work / "fresh-small.safetensors"
+        save_generator(gen, UNetGenerator(config).eval(), GeneratorInfo(config=config, eps_text="8/255"))
+
+    rows = []
+    for case in args.cases.split(","):
+        n, w, h = (int(v) for v in case.split("x"))
+        folder, out = args.work / f"in-{case}", args.work / f"out-{case}"
+        print(f"{case}: writing pictures", file=sys.stderr, flush=True)
+        make_pictures(folder, n, w, h)
+        shutil.rmtree(out, ignore_errors=True)
+        common = [str(gen), str(folder), str(out), str(n), str(w), str(h), str(args.batch_size)]
+        print(f"{case}: bare forward passes", file=sys.stderr, flush=True)
+        ceiling = run_worker("ceiling", *common)
+        print(f"{case}: poison", file=sys.stderr, flush=True)
+        poison = run_worker("poison", *common)
+        rows.append({
+            "case": case, "pictures": n, "width": w, "height": h,
+            "ceiling_images_per_s": ceiling["images_per_s"], "poison_images_per_s": poison["images_per_s"],
+            "poison_megapixels_per_s": poison["images_per_s"] * w * h / 1e6,
+            "share_of_ceiling": poison["images_per_s"] / ceiling["images_per_s"],
+            "poison_peak_mib": poison["peak_mib"],
+        })
+        shutil.rmtree(out, ignore_errors=True)
+
+    header = f"{'case':>16} {'forward img/s':>13} {'poison img/s':>12} {'MP/s':>7} {'of ceiling':>10} {'peak MiB':>9}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['case']:>16} {r['ceiling_images_per_s']:>13.1f} {r['poison_images_per_s']:>12.1f} "
+              f"{r['poison_megapixels_per_s']:>7.2f} {r['share_of_ceiling']:>10.0%} {r['poison_peak_mib']:>9.0f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
