@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from .data import load_training_and_test
+from .distributed import SINGLE, Context
 from .defenses.base import Defense
 from .io.images import atomic_write_bytes, encode_image
 from .training.victim import VictimRecipe, train_victim
@@ -63,6 +64,7 @@ def run_defenses(
     device: torch.device,
     on_stage: Callable[[str, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    ctx: Context = SINGLE,
 ) -> DefendResult:
     size = config.image_size
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size)
@@ -76,11 +78,11 @@ def run_defenses(
             if data is None:
                 continue
             x = defense.purify(data.x)
-            if which == "protected" and config.export is not None and defense.changes_images:
+            if which == "protected" and config.export is not None and defense.changes_images and ctx.is_main:
                 export_images(config.export, defense.name, x, data.paths)
             if on_stage:
                 on_stage(f"{defense.name} on {which}", recipe.epochs)
-            runs[which] = train_victim(x, data.y, test.x, test.y, recipe, k, config.seed, device, on_epoch, hook)
+            runs[which] = train_victim(x, data.y, test.x, test.y, recipe, k, config.seed, device, on_epoch, hook, ctx=ctx)
         row = DefenseRow(
             defense=defense.name, description=defense.description,
             protected_accuracy=runs["protected"].accuracy, protected_peak_accuracy=runs["protected"].peak_accuracy,

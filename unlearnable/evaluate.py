@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from .data import LabelledImages, load_labelled, load_training_and_test
+from .distributed import SINGLE, Context
 from .errors import DataError
 from .training.victim import VictimRecipe, train_victim
 
@@ -88,6 +89,7 @@ def evaluate_protection(
     device: torch.device,
     on_stage: Callable[[str, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    ctx: Context = SINGLE,
 ) -> EvaluationResult:
     """Train ``config.recipe`` on each training set and test on ``test_dir``."""
     size = config.image_size
@@ -122,7 +124,7 @@ def evaluate_protection(
         for r in range(config.runs):
             if on_stage:
                 on_stage(name if config.runs == 1 else f"{name} (run {r + 1}/{config.runs})", config.recipe.epochs)
-            runs.append(train_victim(x, y, test.x, test.y, config.recipe, k, config.seed + r, device, on_epoch).to_dict())
+            runs.append(train_victim(x, y, test.x, test.y, config.recipe, k, config.seed + r, device, on_epoch, ctx=ctx).to_dict())
         acc, acc_std = _stats([run["accuracy"] for run in runs])
         peak, peak_std = _stats([run["peak_accuracy"] for run in runs])
         results.append(SettingResult(name, len(y), acc, acc_std, peak, peak_std, runs))

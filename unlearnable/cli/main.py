@@ -7,11 +7,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.table import Table
 
 from .. import __version__
+from .. import distributed
 from ..device import DEVICE_CHOICES, resolve_device, seed_everything
+from ..distributed import local_device
 from ..defenses import DEFENSES, build_defenses
 from ..errors import UnlearnableError
 from ..evaluate import EvaluationConfig, evaluate_protection
@@ -36,6 +39,13 @@ app = typer.Typer(
 
 DeviceOpt = typer.Option("auto", "--device", help=f"Where to compute: {'|'.join(DEVICE_CHOICES)} (auto: cuda, mps, cpu).")
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout (human output stays on stderr).")
+
+
+def _setup(seed: int, device: str) -> tuple[torch.device, distributed.Context]:
+    """Seed, pick the device, and join torchrun's process group when there is one."""
+    seed_everything(seed)
+    dev = local_device(resolve_device(device))
+    return dev, distributed.from_env(dev)
 
 
 def _version(value: bool) -> None:
@@ -167,9 +177,8 @@ def train_generator_cmd(
         config = replace(PRESETS[preset], **overrides)
         if config.victim not in VICTIMS:
             raise typer.BadParameter(f"unknown victim {config.victim!r}; choose one of {', '.join(VICTIMS)}", param_hint="--victim")
-        seed_everything(seed)
-        dev = resolve_device(device)
-        with progress_bar("training") as bar:
+        dev, ctx = _setup(seed, device)
+        with progress_bar("training", quiet=not ctx.is_main) as bar:
             load = bar.add_task("reading pictures", total=None, info="")
             task = bar.add_task("training", total=None, info="", visible=False)
 
@@ -185,9 +194,11 @@ def train_generator_cmd(
 
             result = train_generator(
                 data_dir, out, config, dev, resume=resume,
-                on_load=lambda d, t: bar.update(load, completed=d, total=t), on_step=on_step,
+                on_load=lambda d, t: bar.update(load, completed=d, total=t), on_step=on_step, ctx=ctx,
             )
-        table = Table(title=f"generator written to {result.output}")
+        if not ctx.is_main:
+            return
+        table = Table(title=f"generator written to {result.output}" + (f" ({ctx.world} processes)" if ctx.active else ""))
         for col in ("images", "skipped", "epochs", "steps", "minutes", "images/s", "stopped early"):
             table.add_column(col, justify="right")
         table.add_row(str(result.images), str(result.skipped), str(result.epochs_done), str(result.steps),
@@ -299,13 +310,14 @@ def evaluate(
         rec = _recipe(recipe, overrides, adv_eps=adv.value, adv_loss=adv_loss)
         if adv.value > 0 and recipe == "paper" and "lr" not in overrides:
             rec = replace(rec, lr=0.1)  # the GUE paper's adversarial-training protocol
-        seed_everything(seed)
-        dev = resolve_device(device)
+        dev, ctx = _setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
                                   protect_ratio=protect_ratio, clean_extra=clean_extra)
-        with progress_bar("evaluating") as bar:
+        with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = _training_callbacks(bar)
-            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch)
+            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx)
+        if not ctx.is_main:
+            return
         remember({"test": test})
         kind = "standard training" if adv.value == 0 else f"{adv_loss.upper()} adversarial training at {adv.text}"
         table = Table(title=f"{rec.arch}, {rec.epochs} epochs, {kind}, {result.test_images} test pictures")
@@ -354,12 +366,13 @@ def defend(
         protected_dir, test, clean = _training_folders(protected_dir, test, clean)
         overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs)) if v is not None}
         rec = _recipe(recipe, overrides)
-        seed_everything(seed)
-        dev = resolve_device(device)
+        dev, ctx = _setup(seed, device)
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export)
-        with progress_bar("defending") as bar:
+        with progress_bar("defending", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = _training_callbacks(bar)
-            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch)
+            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx)
+        if not ctx.is_main:
+            return
         remember({"test": test})
         table = Table(title=f"what protection holds against ({rec.arch}, {rec.epochs} epochs, {result.train_images} pictures)")
         for col in ("defense", "protected: final", "protected: peak", "clean: final", "protection kept"):

@@ -67,12 +67,15 @@ def bome_step(
     transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
     label_aware: bool = False,
     loss_fn: FollowerLoss = standard_loss,
+    sync: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """One outer BOME step; returns J_c, J_a, q and lambda for the progress display.
 
     ``transform`` is applied to the protected batch (e.g. the trainer's augmentation);
     ``label_aware`` passes y to the generator, A(x, y), instead of the paper's g_w(x);
-    ``loss_fn`` is the follower's L_c (cross-entropy, or TRADES for GUE-AT).
+    ``loss_fn`` is the follower's L_c (cross-entropy, or TRADES for GUE-AT); ``sync``
+    averages gradients across processes (torchrun) before lambda is computed, so every
+    process takes the same step on the global batch.
     """
     delta = generator(x, y if label_aware else None)
     x_fixed = transform((x + delta.detach()).clamp(0, 1))
@@ -89,6 +92,9 @@ def bome_step(
     grad_q = [torch.zeros_like(p) if g is None else g for p, g in zip(w_params + t_params, grad_q)]
     grad_a_theta = torch.autograd.grad(j_a, t_params, allow_unused=True)
     grad_a_theta = [torch.zeros_like(p) if g is None else g for p, g in zip(t_params, grad_a_theta)]
+    if sync is not None:
+        sync(grad_q)
+        sync(grad_a_theta)
     grad_l = [torch.zeros_like(p) for p in w_params] + grad_a_theta
     lam = bome_lambda(grad_l, grad_q, settings.rho)
 

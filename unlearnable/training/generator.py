@@ -29,6 +29,7 @@ import torch
 
 from ..augment import crop_flip
 from ..data import load_labelled
+from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
 from ..game.bome import BomeSettings, bome_step
 from ..game.follower import follower_loss
@@ -138,11 +139,14 @@ def train_generator(
     resume: bool = False,
     on_load: Callable[[int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
+    ctx: Context = SINGLE,
 ) -> TrainingResult:
     """Train a generator on the labelled folder ``data_root`` and write it to ``out``.
 
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
     from it. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
+    Under torchrun (``ctx``), each process takes its share of every batch and gradients are
+    averaged; only rank 0 writes files.
     """
     out = Path(out)
     ckpt = checkpoint_path(out)
@@ -186,6 +190,8 @@ def train_generator(
             )
     progress["config"] = _config_key(config, data)
 
+    gen_step, victim_step = SyncedOptimizer(gen_opt, ctx), SyncedOptimizer(victim_opt, ctx)
+    sync = ctx.mean_ if ctx.active else None
     x_all, y_all = data.x.to(device), data.y.to(device)
     n = len(y_all)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -204,15 +210,15 @@ def train_generator(
         sampler.manual_seed(config.seed * 100_003 + epoch)  # the same order after a resume
         perm = torch.randperm(n, generator=sampler).to(device)
         for i in range(steps_per_epoch):
-            idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
+            idx = ctx.shard(perm[i * config.batch_size:(i + 1) * config.batch_size])
             x, y = x_all[idx].float().div_(255), y_all[idx]
-            args = (generator, victim, x, y, gen_opt, victim_opt)
+            args = (generator, victim, x, y, gen_step, victim_step)
             if phase == "min-min":
                 # the warm start stays plain min-min even for GUE-AT: TRADES costs ~11x per step,
                 # and the adversarial follower enters in the game epochs that follow
                 stats = minmin_step(*args, transform, config.label_aware)
             elif phase == "bome":
-                stats = bome_step(*args, bome, transform, config.label_aware, loss_fn)
+                stats = bome_step(*args, bome, transform, config.label_aware, loss_fn, sync)
             else:
                 stats = tgda_round(*args, tgda, transform, config.label_aware, loss_fn)
             progress["steps"] += 1
@@ -223,12 +229,18 @@ def train_generator(
                     "steps_per_epoch": steps_per_epoch, "phase": phase,
                     "images_per_s": progress["steps"] * config.batch_size / max(elapsed, 1e-9), **stats,
                 })
-            if config.max_minutes is not None and elapsed > 60 * config.max_minutes:
-                stopped_early = True
-                break
+            if config.max_minutes is not None:
+                over = torch.tensor(float(elapsed > 60 * config.max_minutes))
+                if ctx.mean_([over])[0] > 0:  # every process stops at the same step
+                    stopped_early = True
+                    break
         progress["epoch"] = epoch + 1
         progress["seconds"] = time.perf_counter() - start
-        save_checkpoint(ckpt, modules, optimizers, progress)
+        if ctx.active:  # batch-norm statistics saw only this process's share: average them
+            ctx.mean_([b for m in modules.values() for b in m.buffers() if b.is_floating_point()])
+        if ctx.is_main:
+            save_checkpoint(ckpt, modules, optimizers, progress)
+        ctx.barrier()
         if stopped_early:
             break
     seconds = time.perf_counter() - start
@@ -239,8 +251,10 @@ def train_generator(
         training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
                   "stopped_early": stopped_early},
     )
-    save_generator(out, generator.eval(), info)
-    ckpt.unlink()
+    if ctx.is_main:
+        save_generator(out, generator.eval(), info)
+        ckpt.unlink()
+    ctx.barrier()
     return TrainingResult(
         output=str(out), images=n, skipped=len(data.skipped), epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..attacks.pgd import PGD, trades_loss
 from ..augment import crop_flip
 from ..device import autocast
+from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..models.victims import build_victim
 
 
@@ -89,12 +90,14 @@ def train_victim(
     on_epoch: Callable[[dict], None] | None = None,
     batch_defense: Callable | None = None,
     model: torch.nn.Module | None = None,
+    ctx: Context = SINGLE,
 ) -> VictimResult:
     """Train ``recipe.arch`` from scratch on uint8 images; report clean-test accuracy per epoch.
 
     ``batch_defense(x, y_soft, generator) -> (x, y_soft)`` is a training-time defense
     (mixup, cutout, cutmix) applied to each augmented batch, with soft labels. ``model``
-    trains a caller's model in place (TAP's source model) instead of a fresh one.
+    trains a caller's model in place (TAP's source model) instead of a fresh one. Under
+    torchrun (``ctx``) each process trains on its share of every batch, gradients averaged.
     """
     torch.manual_seed(seed)
     sampler = torch.Generator().manual_seed(seed)
@@ -102,6 +105,7 @@ def train_victim(
         model = build_victim(recipe.arch, num_classes)
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
+    step = SyncedOptimizer(opt, ctx)
     x_dev, y_dev = train_x.to(device), train_y.to(device)
     attack = PGD(recipe.adv_eps, steps=recipe.adv_steps) if recipe.adv_eps > 0 else None
     n = len(train_y)
@@ -114,7 +118,7 @@ def train_victim(
         for i in range(steps):
             for group in opt.param_groups:
                 group["lr"] = _lr_at(recipe, epoch + i / steps)
-            idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            idx = ctx.shard(perm[i * recipe.batch_size:(i + 1) * recipe.batch_size])
             xb = x_dev[idx].float().div_(255)
             if recipe.augment:
                 xb = crop_flip(xb, generator=sampler)
@@ -133,10 +137,13 @@ def train_victim(
                     loss = F.cross_entropy(logits.float(), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            step.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         seen += n
+        if ctx.active:  # every process ends the epoch with the same batch-norm statistics and tallies
+            ctx.mean_([b for b in model.buffers() if b.is_floating_point()])
+            loss_sum, correct = (v * ctx.world for v in ctx.mean_([torch.tensor([loss_sum, float(correct)])])[0].tolist())
         eval_start = time.perf_counter()
         acc = accuracy(model, test_x, test_y, device)
         eval_seconds += time.perf_counter() - eval_start
