@@ -68,7 +68,7 @@ def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, mon
 
     seen = {}
 
-    def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch):
+    def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch, ctx):
         seen.update(protected=protected_dir, test=test, clean=clean, adv=config.recipe.adv_eps, ratio=config.protect_ratio)
         raise cli_main.UnlearnableError("stopped after checking the arguments")
 
