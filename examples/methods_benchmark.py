@@ -7,9 +7,8 @@ For each method: train it on the owner's folder (the first --per-class training 
 each class), protect that folder, protect --new-per-class further pictures per class it never
 saw (the "1,000 new pictures" column, timed), and train the small-CNN victim on the protected
 folder with standard training and with PGD adversarial training at 2/255 and 4/255. Prints one
-table. Every method runs its CPU preset unless --paper is given; --quick shrinks everything
-for a first look (smaller budgets are printed in the table title). Nothing derived from the
-images is written inside the repository.
+table. Every method runs its CPU preset; --train-args passes smaller (or larger) budgets to
+every train-generator call. Nothing derived from the images is written inside the repository.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="extracted CIFAR-10 folder (with train/ and test/)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/unlearnable-methods-bench"), help="scratch folder")
+    ap.add_argument("--test", type=Path, default=None, help="labelled test folder (default: DATA/test)")
     ap.add_argument("--per-class", type=int, default=1000, help="owner's training pictures per class")
     ap.add_argument("--new-per-class", type=int, default=100, help="unseen pictures per class to protect (timed)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
@@ -51,7 +51,7 @@ def main() -> None:
     owner, new = work / f"photos-{args.per_class}", work / f"new-{args.new_per_class}"
     make_subset(args.data, owner, args.per_class)
     make_subset(args.data, new, args.new_per_class, skip=args.per_class)
-    test = str(args.data / "test")
+    test = str(args.test or args.data / "test")
     std_ep = ["--epochs", str(args.epochs)] if args.epochs else []
     adv_ep = ["--epochs", str(args.adv_epochs)] if args.adv_epochs else std_ep
     extra = args.train_args.split()
