@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .errors import DataError, GuaranteeError, UnlearnableError
@@ -56,6 +57,7 @@ class PoisonConfig:
     pixel_budget: int = 8_000_000  # pixels per forward batch, and roughly in flight: bounds memory
     workers: int = 0  # decode/encode threads; 0 = up to 8, one per CPU core
     shard: tuple[int, int] = (0, 1)  # (k, n): protect only every n-th picture from the k-th
+    work_size: int | None = None  # compute the perturbation with the shorter side at this many pixels, upsample
 
 
 @dataclass
@@ -153,6 +155,23 @@ def perturbation(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | 
             out[:, :, top:top + th, left:left + tw] += patch * wgt
             weight[:, :, top:top + th, left:left + tw] += wgt
     return out / weight
+
+
+def _perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig) -> torch.Tensor:
+    """The perturbation at full size, or computed at ``config.work_size`` and upsampled.
+
+    Bilinear upsampling makes every pixel a convex combination of computed ones, so the
+    L-inf bound still holds; the pattern then has the scale the generator was trained at,
+    which is what survives a trainer's downscaling (README, "Resolution policy").
+    """
+    h, w = x.shape[2:]
+    if not config.work_size or min(h, w) <= config.work_size:
+        return perturbation(generator, x, y, config.tile, config.tile_overlap)
+    scale = config.work_size / min(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    delta = perturbation(generator, small, y, config.tile, config.tile_overlap)
+    return F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int) -> torch.Tensor:
@@ -384,7 +403,7 @@ def protect_folder(
         for group in by_shape.values():
             x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
             y = torch.tensor([labels[r] for r, _, _ in group], device=device) if labels else None
-            deltas = perturbation(generator, x, y, config.tile, config.tile_overlap).cpu()
+            deltas = _perturb_at(generator, x, y, config).cpu()
             del x
             for (rel, digest, dec), delta in zip(group, deltas):
                 writing.append(pool.submit(_finish_one, rel, digest, dec, delta, levels, config, out_dir, names[rel]))

@@ -73,6 +73,7 @@ def poison(
     tile: int = typer.Option(512, "--tile", min=32, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
     shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
+    work_size: Optional[int] = typer.Option(None, "--work-size", min=8, help="Compute the perturbation with the shorter side at this many pixels and upsample it (bilinear, bound kept): survives a trainer's downscaling. Default: full resolution."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -82,7 +83,7 @@ def poison(
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
-                              shard=parse_shard(shard), workers=workers)
+                              shard=parse_shard(shard), workers=workers, work_size=work_size)
         with progress_bar("protecting", quiet=False) as bar:
             task = bar.add_task("protecting", total=None, info="")
             result = protect_folder(
