@@ -145,8 +145,7 @@ def train_generator_cmd(
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a protection on a labelled folder: a GUE generator (a Stackelberg game solved with
-    BOME or TGDA; GUE-AT with --adv-eps), or a REM/EM/TAP source model."""
+    """Train a protection on a labelled folder: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model."""
     budget = budget_option(eps)
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps") if adv_eps is not None else None
     with error_boundary():
