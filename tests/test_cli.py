@@ -83,3 +83,19 @@ def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, mon
     assert seen["protected"] == (tmp_path / "photos_protected").resolve()
     assert seen["clean"] == src.resolve()
     assert abs(seen["adv"] - 4 / 255) < 1e-9 and seen["ratio"] == 0.4
+
+
+def test_demo_never_touches_a_folder_it_did_not_make(tmp_path):
+    """The demo used to delete train/, test/ and new_uploads/ of any folder holding a train/."""
+    root = tmp_path / "work"
+    for sub in ("train", "test", "new_uploads"):
+        (root / sub).mkdir(parents=True)
+        (root / sub / "mine.txt").write_text("the user's only copy")
+    res = runner.invoke(app, ["demo", str(root)])
+    assert res.exit_code == 1 and "not empty" in res.output and "Traceback" not in res.output
+    for sub in ("train", "test", "new_uploads"):
+        assert (root / sub / "mine.txt").read_text() == "the user's only copy"
+    assert sorted(p.name for p in root.iterdir()) == ["new_uploads", "test", "train"]
+    (tmp_path / "afile").write_text("x")
+    res = runner.invoke(app, ["demo", str(tmp_path / "afile")])
+    assert res.exit_code == 1 and "is a file" in res.output and (tmp_path / "afile").read_text() == "x"

@@ -7,7 +7,6 @@ trains a victim on the protected and on the original uploads and tests both on `
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -41,6 +40,22 @@ class DemoResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def claim_empty_folder(root: Path) -> None:
+    """Create ``root`` or accept it only if empty: the demo never deletes or overwrites anything.
+
+    An earlier demo's folder is refused too: whatever is in it may have been changed or added
+    to by the user since, so only a new folder is certain to hold nothing of theirs.
+    """
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder; pass a new folder for the demo, e.g. unlearnable-demo")
+    if root.is_dir() and any(root.iterdir()):
+        raise DataError(
+            f"{root} is not empty; the demo only writes into a new or empty folder and never deletes anything: "
+            f"pass another folder, e.g. `unlearnable demo {root.name}-2`"
+        )
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def make_demo_folders(root: Path, seed: int = 0) -> None:
@@ -77,11 +92,7 @@ def run_demo(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> DemoResult:
     root = Path(root)
-    if root.exists() and any(root.iterdir()) and not (root / "train").is_dir():
-        raise DataError(f"{root} is not empty and is not a demo folder; pass an empty or new folder")
-    for sub in ("train", "new_uploads", "test", "new_uploads_protected"):
-        shutil.rmtree(root / sub, ignore_errors=True)
-    (root / "generator.safetensors.ckpt").unlink(missing_ok=True)
+    claim_empty_folder(root)
     stage = on_stage or (lambda s: None)
     stage("making a synthetic labelled picture set")
     make_demo_folders(root, seed)
