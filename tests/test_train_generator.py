@@ -36,10 +36,11 @@ def test_small_folders_get_the_steps_of_a_large_one():
 
 def test_writes_a_generator_with_metadata(tmp_path, small_set):
     out = tmp_path / "g.safetensors"
-    result = train_generator(small_set, out, _tiny(), CPU)
+    result = train_generator(small_set, out, _tiny(keys="folders"), CPU)
     gen, info = load_generator(out)
     assert result.images == 48 and result.epochs_done == 3
     assert info.class_names == ["class0", "class1", "class2"] and info.config.num_classes == 3
+    assert info.config.keys.source == "classes" and not info.needs_labels  # unsorted pictures take the nearest class
     assert info.training["warmup_epochs"] == 1 and info.solver == "bome" and info.victim == "small-cnn"
     assert not checkpoint_path(out).exists()
     x = torch.rand(4, 3, 16, 16)
@@ -78,8 +79,10 @@ def test_fraction_trains_on_a_subset(tmp_path, small_set):
 
 def test_needs_two_classes(tmp_path):
     make_synthetic_folder(tmp_path / "one", num_classes=1, per_class=4, size=8)
-    with pytest.raises(UnlearnableError, match="at least 2 classes"):
-        train_generator(tmp_path / "one", tmp_path / "g.safetensors", _tiny(), CPU)
+    with pytest.raises(UnlearnableError, match="at least 2 class folders"):
+        train_generator(tmp_path / "one", tmp_path / "g.safetensors", _tiny(keys="folders"), CPU)
+    with pytest.raises(UnlearnableError, match="too few for 5 clusters"):
+        train_generator(tmp_path / "one", tmp_path / "g.safetensors", _tiny(clusters=5), CPU)
 
 
 @pytest.mark.slow

@@ -54,3 +54,15 @@ def parse_budget(text: str, *, allow_zero: bool = False, name: str = "--eps") ->
     if raw.replace(" ", "") in {"0", "0.0", "0/255"}:
         raw = "0"
     return Budget(text=raw.replace(" ", ""), value=value)
+
+
+VISIBLE = 16 / 255  # above this a perturbation is plainly visible on most pictures
+
+
+def check_invisible(budget: Budget, name: str = "--eps") -> None:
+    """Refuse budgets above 16/255: the protection would show (the literature uses 8/255)."""
+    if budget.value > VISIBLE + 1e-9:
+        raise BudgetError(
+            f"{name} {budget.text} lets pixels move {budget.levels} levels, which is plainly visible; "
+            "use 16/255 or less (8/255 is usual), or add --allow-visible if you mean it"
+        )

@@ -8,9 +8,10 @@ centre-cropping; 32x32 CIFAR pictures pass through untouched.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -57,9 +58,47 @@ def class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def load_labelled(
+LabelSource = Union[str, dict]  # "folders" | "none" | {relative path without suffix: class name}
+
+
+def read_label_file(path: Path) -> dict[str, str]:
+    """A labels CSV: one ``relative/path.jpg,class`` per line (a ``path,label`` header is fine).
+
+    Keys are the paths without their suffix, so the file written for the originals also
+    labels their protected PNGs. Raises :class:`DataError` with the line at fault.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist; write one line per picture: relative/path.jpg,class")
+    labels: dict[str, str] = {}
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a readable CSV file ({exc})") from None
+    for i, row in enumerate(rows, 1):
+        if not row or (i == 1 and row[0].strip().lower() in ("path", "file", "filename")):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise DataError(f"{path} line {i}: expected relative/path.jpg,class, got {','.join(row)!r}")
+        labels[row[0].strip().replace("\\", "/").rsplit(".", 1)[0]] = row[1].strip()
+    if len(set(labels.values())) < 2:
+        raise DataError(f"{path} names fewer than 2 classes; a trainer needs at least 2")
+    return labels
+
+
+def _label_of(rel: str, labels: LabelSource, names: list[str]) -> str | None:
+    if labels == "none":
+        return None
+    if labels == "folders":
+        first = rel.split("/")[0]
+        return first if "/" in rel and first in names else None
+    return labels.get(rel.rsplit(".", 1)[0])
+
+
+def load_pictures(
     root: Path,
     image_size: int = 32,
+    labels: LabelSource = "folders",
     class_names: list[str] | None = None,
     limit: int | None = None,
     fraction: float | None = None,
@@ -67,19 +106,39 @@ def load_labelled(
     strict: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> LabelledImages:
-    """Decode a labelled folder. ``class_names`` fixes the label order (e.g. a generator's).
+    """Decode a folder of any layout. ``class_names`` fixes the label order (e.g. a generator's).
 
+    ``labels``: ``"folders"`` (a picture's class is its first-level sub-folder; pictures
+    elsewhere are left out), ``"none"`` (every picture anywhere; y is -1 and there are no
+    class names) or a dict from :func:`read_label_file` (every picture must have a label).
     ``fraction`` / ``limit`` keep a seeded random subset (the same for the same seed).
     """
     root = Path(root)
-    names = class_names or class_folders(root)
-    if not names:
-        raise DataError(f"{root} has no class sub-folders; put each class's pictures in its own folder (cat/, dog/, ...)")
-    files = [p for p in list_images(root) if len(p.relative_to(root).parts) > 1]
-    rels = [p.relative_to(root).as_posix() for p in files]
-    keep = [(p, r) for p, r in zip(files, rels) if r.split("/")[0] in names]
+    if not root.is_dir():
+        raise DataError(f"folder {root} does not exist; check the path")
+    if labels == "folders":
+        names = class_names or class_folders(root)
+        if not names:
+            raise DataError(f"{root} has no class sub-folders; put each class's pictures in its own folder (cat/, dog/, ...)")
+    elif labels == "none":
+        names = []
+    else:
+        names = class_names or sorted(set(labels.values()))
+    rels = [(p, p.relative_to(root).as_posix()) for p in list_images(root)]
+    keep = [(p, r, _label_of(r, labels, names)) for p, r in rels]
+    if isinstance(labels, dict):
+        missing = [r for _, r, c in keep if c is None]
+        if missing:
+            raise DataError(f"the labels file has no line for {missing[0]} (and {len(missing) - 1} more pictures); "
+                            "add them or remove those pictures")
+        unknown = sorted({c for _, _, c in keep} - set(names))
+        if unknown:
+            raise DataError(f"the labels file names classes {unknown[:5]} that the test folder does not have")
+    elif labels == "folders":
+        keep = [k for k in keep if k[2] is not None]
     if not keep:
-        raise DataError(f"no pictures found in the class sub-folders of {root}")
+        where = "in the class sub-folders of " if labels == "folders" else "in "
+        raise DataError(f"no pictures found {where}{root}")
     if fraction is not None or limit is not None:
         n = len(keep)
         k = n if fraction is None else max(1, round(n * fraction))
@@ -87,10 +146,10 @@ def load_labelled(
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
         keep = [keep[i] for i in order.tolist()]
     xs, ys, paths, skipped = [], [], [], []
-    for i, (path, rel) in enumerate(keep):
+    for i, (path, rel, cls) in enumerate(keep):
         try:
             xs.append(fit_to_size(decode_image(path).rgb, image_size))
-            ys.append(names.index(rel.split("/")[0]))
+            ys.append(-1 if cls is None else names.index(cls))
             paths.append(rel)
         except DataError as exc:
             if strict:
@@ -103,13 +162,19 @@ def load_labelled(
     return LabelledImages(torch.stack(xs), torch.tensor(ys, dtype=torch.long), list(names), paths, skipped)
 
 
-def match_originals(protected: LabelledImages, clean_root: Path, image_size: int) -> LabelledImages:
+def load_labelled(root: Path, image_size: int = 32, class_names: list[str] | None = None, **kwargs) -> LabelledImages:
+    """A labelled folder in the ImageFolder layout (see :func:`load_pictures`)."""
+    return load_pictures(root, image_size, "folders", class_names, **kwargs)
+
+
+def match_originals(protected: LabelledImages, clean_root: Path, image_size: int,
+                    labels: LabelSource = "folders") -> LabelledImages:
     """Load the originals of ``protected`` from ``clean_root``, matched by relative path.
 
     Protected files are PNGs whatever the original suffix was, so the match is on the path
     without its suffix.
     """
-    clean = load_labelled(clean_root, image_size, class_names=protected.class_names)
+    clean = load_pictures(clean_root, image_size, labels, class_names=protected.class_names)
     by_stem = {p.rsplit(".", 1)[0]: i for i, p in enumerate(clean.paths)}
     idx = [by_stem.get(p.rsplit(".", 1)[0]) for p in protected.paths]
     missing = [p for p, i in zip(protected.paths, idx) if i is None]
@@ -119,15 +184,20 @@ def match_originals(protected: LabelledImages, clean_root: Path, image_size: int
 
 
 def load_training_and_test(
-    protected_dir: Path, test_dir: Path, clean_dir: Path | None, image_size: int
+    protected_dir: Path, test_dir: Path, clean_dir: Path | None, image_size: int, labels: LabelSource = "folders",
 ) -> tuple[LabelledImages, LabelledImages, LabelledImages | None]:
-    """The protected folder, the test folder (same class folders) and, if given, the originals."""
-    protected = load_labelled(protected_dir, image_size)
+    """The protected folder, the test folder (same class folders) and, if given, the originals.
+
+    ``labels`` is how the trainer labels the protected folder (and the originals): its class
+    sub-folders, or a dict from :func:`read_label_file` for a folder of any layout.
+    """
     test_classes = class_folders(test_dir)
+    names = None if labels == "folders" else test_classes
+    protected = load_pictures(protected_dir, image_size, labels, class_names=names)
     if test_classes != protected.class_names:
         raise DataError(
             f"class folders differ: {protected_dir} has {protected.class_names}, {test_dir} has {test_classes}"
         )
     test = load_labelled(test_dir, image_size, class_names=protected.class_names)
-    clean = match_originals(protected, clean_dir, image_size) if clean_dir is not None else None
+    clean = match_originals(protected, clean_dir, image_size, labels) if clean_dir is not None else None
     return protected, test, clean

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .data import load_training_and_test
+from .data import read_label_file, load_training_and_test
 from .distributed import SINGLE, Context
 from .defenses.base import Defense
 from .io.images import atomic_write_bytes, encode_image
@@ -25,6 +25,7 @@ class DefendConfig:
     seed: int = 0
     image_size: int = 32  # pixels
     export: Path | None = None  # write the purified protected pictures here, one folder per defense
+    labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
 
 
 @dataclass
@@ -67,7 +68,8 @@ def run_defenses(
     ctx: Context = SINGLE,
 ) -> DefendResult:
     size = config.image_size
-    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size)
+    labels = read_label_file(config.labels) if config.labels else "folders"
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels)
     k = len(protected.class_names)
     rows = []
     for defense in defenses:

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .data import LabelledImages, load_labelled, load_training_and_test
+from .data import read_label_file, LabelledImages, load_labelled, load_training_and_test
 from .distributed import SINGLE, Context
 from .errors import DataError
 from .training.victim import VictimRecipe, train_victim
@@ -37,6 +37,7 @@ class EvaluationConfig:
     image_size: int = 32  # pixels
     protect_ratio: float = 1.0  # share of the training pictures that are protected, 0-1
     clean_extra: Path | None = None  # further clean labelled pictures added to every training set
+    labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
 
 
 @dataclass
@@ -98,7 +99,8 @@ def evaluate_protection(
         raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
-    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size)
+    labels = read_label_file(config.labels) if config.labels else "folders"
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
 

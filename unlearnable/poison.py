@@ -32,6 +32,7 @@ from PIL import Image
 from .errors import DataError, GuaranteeError, UnlearnableError
 from .io.images import (
     Decoded,
+    IMAGE_SUFFIXES,
     Skipped,
     atomic_write_bytes,
     decode_image,
@@ -115,6 +116,23 @@ def class_of(rel: str, class_names: list[str]) -> int | None:
     if len(parts) < 2 or parts[0] not in class_names:
         return None
     return class_names.index(parts[0])
+
+
+def batch_keys(generator: torch.nn.Module, x: torch.Tensor, known: list[int | None]) -> torch.Tensor | None:
+    """y for a batch of whole pictures: the known classes, the rest from the file's key model.
+
+    None for an image-only generator (and for a label-aware one without keys given nothing,
+    which :func:`protect_folder` has refused before).
+    """
+    if known and all(k is not None for k in known):
+        return torch.tensor(known, device=x.device)
+    key = getattr(generator, "key", None)
+    found = key(x) if key is not None else None
+    if found is not None:
+        for i, k in enumerate(known):
+            if k is not None:
+                found[i] = k
+    return found
 
 
 def _feather(n: int, overlap: int, device) -> torch.Tensor:
@@ -357,7 +375,7 @@ def protect_folder(
     k, n = config.shard
     all_files = list_images(input_dir)
     if not all_files:
-        raise DataError(f"no pictures found in {input_dir} (looked for {', '.join(s[1:] for s in SUFFIX)} and more)")
+        raise DataError(f"no pictures found in {input_dir} (looked for files ending in {', '.join(IMAGE_SUFFIXES)})")
     generator, info = load_protector(gen_path, device)
     levels = int(math.floor(info.eps * 255 + 1e-6))
     all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
@@ -367,8 +385,13 @@ def protect_folder(
         if unlabeled:
             raise DataError(
                 f"this {'generator is label-aware' if info.method.startswith('gue') else info.method.upper() + ' file needs classes'}: put each picture in a sub-folder named after its class "
-                f"({', '.join(info.class_names[:10])}); {unlabeled[0]} has none"
+                f"({', '.join(info.class_names[:10])}); {unlabeled[0]} has none. Generators trained by this version "
+                "protect any folder layout: retrain it with `unlearnable train-generator`"
             )
+        labels = {r: class_of(r, info.class_names) for r in all_rels}
+    elif info.class_names and info.config.keys is not None:
+        # a keyed generator trained on class folders: a picture in one of them takes its class,
+        # any other picture its nearest class's key
         labels = {r: class_of(r, info.class_names) for r in all_rels}
     _prepare_output(input_dir, out_dir)
     names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
@@ -402,7 +425,7 @@ def protect_folder(
             by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
         for group in by_shape.values():
             x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
-            y = torch.tensor([labels[r] for r, _, _ in group], device=device) if labels else None
+            y = batch_keys(generator, x, [labels.get(r) for r, _, _ in group])
             deltas = _perturb_at(generator, x, y, config).cpu()
             del x
             for (rel, digest, dec), delta in zip(group, deltas):

@@ -11,18 +11,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..budget import Budget, parse_budget
+from ..budget import Budget, check_invisible, parse_budget
 from ..errors import UnlearnableError
 
 # Human output goes to stderr; stdout carries data only (--json).
 console = Console(stderr=True)
 
 
-def budget_option(value: str | None, allow_zero: bool = False, name: str = "--eps") -> Budget | None:
+def budget_option(value: str | None, allow_zero: bool = False, name: str = "--eps",
+                  allow_visible: bool = True) -> Budget | None:
+    """Parse a budget option; a bad one is a usage error (exit 2)."""
     if value is None:
         return None
     try:
-        return parse_budget(value, allow_zero=allow_zero, name=name)
+        budget = parse_budget(value, allow_zero=allow_zero, name=name)
+        if not allow_visible:
+            check_invisible(budget, name)
+        return budget
     except UnlearnableError as exc:
         raise typer.BadParameter(str(exc)) from None
 

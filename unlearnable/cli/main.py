@@ -23,10 +23,10 @@ from ..io.plot import plot_curves
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
-from ..methods import METHODS
+from ..methods import METHODS, default_generator
 from ..methods.source import SOURCE_PRESETS, source_config, train_source_file
 from ..models.victims import VICTIMS
-from ..training.generator import PRESETS, train_generator
+from ..training.generator import KEY_SOURCES, PRESETS, train_generator
 from ..training.victim import RECIPES
 from .common import budget_option, console, emit_json, error_boundary, progress_bar
 
@@ -64,13 +64,13 @@ def main(
 @app.command()
 def poison(
     input_dir: Path = typer.Argument(..., help="Folder of pictures to protect (searched recursively)."),
-    gen: Path = typer.Option(..., "--gen", help="Generator file (.safetensors) from `unlearnable train-generator`."),
+    gen: Optional[Path] = typer.Option(None, "--gen", help="Generator file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (see README)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <input>_protected beside the input)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
     fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality 1-100 (lossy formats only)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first damaged picture instead of skipping it."),
-    tile: int = typer.Option(512, "--tile", min=32, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
+    tile: int = typer.Option(512, "--tile", min=128, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
     shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
     work_size: Optional[int] = typer.Option(None, "--work-size", min=8, help="Compute the perturbation with the shorter side at this many pixels and upsample it (bilinear, bound kept): survives a trainer's downscaling. Default: full resolution."),
@@ -82,6 +82,12 @@ def poison(
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
+        if gen is None:
+            gen = default_generator()
+            if gen is None:
+                raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
+                                       "(make one with `unlearnable train-generator ./photos`)")
+            console.print(f"using the built-in generator {gen.name} (no --gen given; see the README for what it protects)")
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
                               shard=parse_shard(shard), workers=workers, work_size=work_size)
         with progress_bar("protecting", quiet=False) as bar:
@@ -116,7 +122,7 @@ def _fmt(v) -> str:
 
 @app.command("train-generator")
 def train_generator_cmd(
-    data_dir: Path = typer.Argument(..., help="Labelled folder: one sub-folder of pictures per class."),
+    data_dir: Path = typer.Argument(..., help="Folder of pictures, any layout (searched recursively); no labels needed."),
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
     out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the generator file."),
     preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
@@ -128,6 +134,8 @@ def train_generator_cmd(
     generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
     victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
     label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
+    keys: str = typer.Option("clusters", "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
     fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
@@ -140,13 +148,14 @@ def train_generator_cmd(
     cg_tol: Optional[float] = typer.Option(None, "--cg-tol", min=0.0, help="TGDA: stop CG at this relative residual (default 1e-4)."),
     damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
+    allow_visible: bool = typer.Option(False, "--allow-visible", help="Accept an --eps above 16/255 (the perturbation will show)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <out>.ckpt (gue)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a protection on a labelled folder: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model."""
-    budget = budget_option(eps)
+    """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
+    budget = budget_option(eps, allow_visible=allow_visible)
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps") if adv_eps is not None else None
     with error_boundary():
         if method not in METHODS:
@@ -161,8 +170,13 @@ def train_generator_cmd(
             raise typer.BadParameter("choose bome or tgda", param_hint="--solver")
         if preset not in PRESETS:
             raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", param_hint="--preset")
+        if keys not in KEY_SOURCES:
+            raise typer.BadParameter(f"choose {' or '.join(KEY_SOURCES)}", param_hint="--keys")
+        if clusters is not None and keys != "clusters":
+            raise typer.BadParameter("--clusters goes with --keys clusters (folders gives one key per class)", param_hint="--clusters")
         overrides = {"eps": budget.value, "eps_text": budget.text, "image_size": image_size, "seed": seed,
-                     "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes}
+                     "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes,
+                     "keys": keys, "clusters": clusters}
         if adv is not None:
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
         if epochs is not None or warmup_epochs is not None:
@@ -282,12 +296,13 @@ def _training_callbacks(bar):
 
 @app.command()
 def evaluate(
-    protected_dir: Optional[Path] = typer.Argument(None, help="Labelled folder of protected pictures (default: the last `poison` output, from .unlearnable.json)."),
+    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output, from .unlearnable.json)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Labelled folder of clean test pictures, same class folders (remembered in .unlearnable.json)."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
     adv_eps: str = typer.Option("0", "--adv-eps", help="Adversarial training L-inf radius, e.g. 4/255 (0: standard training)."),
     adv_loss: str = typer.Option("pgd", "--adv-loss", help="Adversarial training loss: pgd (Madry, 10 steps of eps/4) or trades (beta 1)."),
     protect_ratio: float = typer.Option(1.0, "--protect-ratio", min=0.0, max=1.0, help="Share (0-1) of training pictures that are protected; the rest are the --clean originals."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it)."),
     clean_extra: Optional[Path] = typer.Option(None, "--clean-extra", help="Further clean labelled pictures added to every training set."),
     arch: Optional[str] = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe."),
     recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training)."),
@@ -312,7 +327,7 @@ def evaluate(
             rec = replace(rec, lr=0.1)  # the GUE paper's adversarial-training protocol
         dev, ctx = _setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
-                                  protect_ratio=protect_ratio, clean_extra=clean_extra)
+                                  protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels)
         with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = _training_callbacks(bar)
             result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx)
@@ -348,6 +363,7 @@ def defend(
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
     sweep: bool = typer.Option(False, "--sweep", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
     adv_eps: str = typer.Option("8/255", "--adv-eps", help="L-inf radius of the adversarial-training defense, e.g. 8/255."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels for a protected folder of any layout."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the purified protected pictures here, one folder per defense."),
     arch: Optional[str] = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe."),
     recipe: str = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)}."),
@@ -367,7 +383,7 @@ def defend(
         overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs)) if v is not None}
         rec = _recipe(recipe, overrides)
         dev, ctx = _setup(seed, device)
-        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export)
+        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
         with progress_bar("defending", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = _training_callbacks(bar)
             result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx)
@@ -391,13 +407,13 @@ def defend(
 @app.command()
 def demo(
     folder: Path = typer.Argument(Path("unlearnable-demo"), help="Folder to create the demo in."),
-    eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255."),
+    eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 (at most 16/255)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Run the whole workflow on synthetic pictures: train, protect unseen pictures, evaluate."""
-    budget = budget_option(eps)
+    budget = budget_option(eps, allow_visible=False)
     with error_boundary():
         from ..demo import run_demo
 

@@ -10,13 +10,15 @@ Format 2 adds *source-model files* for the noise methods (REM, EM, TAP): ``metho
 those, ``source`` holds the classifier ({"arch", "num_classes"}) and ``noise`` the per-batch
 optimisation `poison` runs with it. Generator files keep format 1, so older versions still
 read them; an older version shown a source-model file says to upgrade.
+
+Format 3 adds *keyed generators*: a label-aware generator that carries its key model (the
+``keys`` entry of ``config`` and the ``keys.*`` tensors: feature standardisation and cluster
+centres), so it protects pictures in any folder layout with no labels.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,14 @@ from safetensors import safe_open
 
 from .. import __version__
 from ..errors import GeneratorFileError, UnlearnableError
+from .images import atomic_path
 from ..models.unet import GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
 
-FORMAT_VERSION = 2  # the newest format this version reads
+FORMAT_VERSION = 3  # the newest format this version reads
 GENERATOR_FORMAT = 1
+SOURCE_FORMAT = 2
+KEYED_FORMAT = 3
 PREFIX = "unlearnable."
 NOISE_METHODS = ("rem", "em", "tap")
 
@@ -59,7 +64,8 @@ class GeneratorInfo:
 
     @property
     def needs_labels(self) -> bool:
-        return bool(self.config.num_classes)
+        """Label-aware and without a key model: every picture must sit in a class folder."""
+        return bool(self.config.num_classes) and self.config.keys is None
 
 
 @dataclass
@@ -75,7 +81,7 @@ class SourceModelInfo:
     training: dict = field(default_factory=dict)
     package_version: str = __version__
     created: str = ""
-    format_version: int = FORMAT_VERSION
+    format_version: int = SOURCE_FORMAT
 
     @property
     def eps(self) -> float:
@@ -89,15 +95,8 @@ class SourceModelInfo:
 def _write(path: Path, module: torch.nn.Module, meta: dict) -> None:
     """Weights and ``unlearnable.*`` metadata, written atomically."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={PREFIX + k: v for k, v in meta.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _stamp(info) -> dict:
@@ -110,7 +109,7 @@ def _stamp(info) -> dict:
 def save_source_model(path: Path, model: torch.nn.Module, info: SourceModelInfo) -> None:
     """Write a REM/EM/TAP source model and its noise settings atomically to ``path``."""
     _write(Path(path), model, {
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(SOURCE_FORMAT),
         "method": info.method,
         "source": json.dumps({"arch": info.arch, "num_classes": len(info.class_names)}),
         "noise": json.dumps(info.noise, sort_keys=True),
@@ -127,7 +126,7 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
     """Write weights and metadata atomically to ``path``."""
     path = Path(path)
     meta = {
-        "format_version": str(GENERATOR_FORMAT),
+        "format_version": str(GENERATOR_FORMAT if info.config.keys is None else KEYED_FORMAT),
         "config": json.dumps(info.config.to_dict()),
         "eps": info.eps_text,
         "eps_float": repr(float(info.config.eps)),
@@ -146,6 +145,9 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
 def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     """Read and validate only the metadata of a generator file."""
     path = Path(path)
+    if path.is_dir():
+        raise GeneratorFileError(f"{path} is a folder, not a generator file; pass the .safetensors file "
+                                 "that `unlearnable train-generator` wrote")
     if not path.is_file():
         raise GeneratorFileError(f"generator file {path} does not exist; train one with `unlearnable train-generator`")
     try:
@@ -188,6 +190,8 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
                 format_version=version,
             )
         config = GeneratorConfig.from_dict(json.loads(meta["config"]))
+        if config.keys is not None and config.keys.clusters != config.num_classes:
+            raise ValueError(f"the key model has {config.keys.clusters} keys, the generator {config.num_classes}")
         return GeneratorInfo(
             config=config,
             eps_text=meta.get("eps", repr(config.eps)),

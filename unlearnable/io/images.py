@@ -12,9 +12,12 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -24,8 +27,9 @@ from ..errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
-# Pictures larger than this are refused as possible decompression bombs (about 16k x 12k).
-MAX_PIXELS = 200_000_000
+# Pictures larger than this are refused as possible decompression bombs: Pillow's own
+# threshold (Image.MAX_IMAGE_PIXELS, about 89.5 megapixels, e.g. 11,500 x 7,780).
+MAX_PIXELS = 89_478_485
 
 
 @dataclass
@@ -64,11 +68,11 @@ def list_images(root: Path) -> list[Path]:
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Bring high-bit-depth single-channel modes down to 8-bit 'L' by scaling, not clipping."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return img.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+        return img.convert("I").point(lambda v: v * (1 / 257) + 0.5).convert("L")  # rounds
     if img.mode == "I":
         lo, hi = img.getextrema()
         scale = 1 / 257 if hi > 255 else 1
-        return img.point(lambda v: v * scale).convert("L")
+        return img.point(lambda v: v * scale + 0.5).convert("L")
     if img.mode == "F":
         lo, hi = img.getextrema()
         scale = 255.0 if hi <= 1.0 else (1 / 257 if hi > 255 else 1.0)
@@ -136,21 +140,47 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+_umask_lock = threading.Lock()
+_umask: list[int] = []
+
+
+def _file_mode() -> int:
+    """0666 under the user's umask, as open() would give (mkstemp's files are 0600)."""
+    with _umask_lock:
+        if not _umask:
+            current = os.umask(0o022)
+            os.umask(current)
+            _umask.append(current)
+    return 0o666 & ~_umask[0]
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """Yield a temporary file name beside ``path``; on success it replaces ``path`` in one step.
+
+    Readers see the old file or the whole new one, never a part. On any error the temporary
+    file is removed and ``path`` is untouched. The file gets the user's usual permissions.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        yield tmp
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`), flushed to disk."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95) -> bytes:

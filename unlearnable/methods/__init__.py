@@ -6,6 +6,7 @@ returns one callable, ``protector(x, y) -> delta``, so `poison` treats every met
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,6 +16,13 @@ from ..io.genfile import GeneratorInfo, SourceModelInfo, load_generator
 from .noise import NoiseSettings, defensive_noise
 
 METHODS = ("gue", "rem", "em", "tap")
+DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
+
+
+def default_generator() -> Path | None:
+    """The generator that ships with the package, or None when this installation has none."""
+    path = Path(str(resources.files("unlearnable") / "generators" / DEFAULT_GENERATOR))
+    return path if path.is_file() else None
 
 
 class NoiseProtector(nn.Module):

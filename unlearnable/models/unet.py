@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .keys import ClusterKeys, KeyConfig
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -24,16 +26,21 @@ class GeneratorConfig:
     in_channels: int = 3  # RGB
     num_classes: int = 0  # > 0: label-aware generator A(x, y) with one-hot label planes
     eps: float = 8 / 255  # L-inf budget on [0, 1] images
+    keys: KeyConfig | None = None  # label-aware only: the key model that finds y in the picture itself
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if self.keys is None:
+            del d["keys"]  # files without keys stay byte-compatible with older versions
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
         known = {k: d[k] for k in ("channels", "in_channels", "num_classes", "eps") if k in d}
         known["channels"] = tuple(int(c) for c in known.get("channels", cls.channels))
+        if d.get("keys") is not None:
+            known["keys"] = KeyConfig.from_dict(d["keys"])
         return cls(**known)
 
 
@@ -75,16 +82,29 @@ class UNetGenerator(nn.Module):
             self.dec.append(_double_conv(2 * c, c))
             cin = c
         self.head = nn.Conv2d(ch[0], config.in_channels, 1)
+        if config.keys is not None:
+            self.keys = ClusterKeys(config.keys)
         self.register_buffer("eps", torch.tensor(float(config.eps)), persistent=False)
 
     @property
     def multiple(self) -> int:
         return 2 ** (len(self.config.channels) - 1)
 
+    def key(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The key of each whole picture (N,), or None without a key model.
+
+        Call it on whole pictures: tiles of one picture must share the picture's key.
+        """
+        return self.keys(x) if self.config.keys is not None else None
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (N, 3, H, W) in [0, 1]; y: (N,) class indices (label-aware generators only)."""
+        """x: (N, 3, H, W) in [0, 1]; y: (N,) class indices or keys (label-aware generators only).
+
+        A generator with a key model finds y itself when it is not given (see :meth:`key`).
+        """
         n, _, h, w = x.shape
         if self.config.num_classes:
+            y = self.key(x) if y is None else y
             if y is None:
                 raise ValueError("this generator is label-aware and needs class labels")
             planes = F.one_hot(y, self.config.num_classes).to(x.dtype)[:, :, None, None]

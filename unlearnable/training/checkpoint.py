@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import UnlearnableError
+from ..io.images import atomic_path
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
@@ -47,15 +46,8 @@ def save_checkpoint(path: Path, modules: dict, optimizers: dict, progress: dict)
     for name, opt in optimizers.items():
         _flatten_optimizer(f"opt_{name}", opt, tensors, meta)
     tensors["rng.torch"] = torch.get_rng_state()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: Path, modules: dict, optimizers: dict, device: torch.device) -> dict:

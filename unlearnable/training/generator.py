@@ -1,4 +1,11 @@
-"""`train-generator`: solve the GUE game on a labelled folder and save the generator.
+"""`train-generator`: solve the GUE game on a folder of pictures and save the generator.
+
+The game needs a class y for every picture (the follower learns to predict it, a
+label-aware generator plants a pattern keyed by it). A data owner has none, so by default
+(``keys="clusters"``) y is the picture's K-means cluster (:mod:`unlearnable.models.keys`),
+and the key model is saved with the generator so new pictures find their key themselves.
+``keys="folders"`` takes y from class sub-folders instead, and stores the class means as
+the key model for pictures that arrive unsorted.
 
 Two presets (see README, "Presets and why"):
 
@@ -28,7 +35,7 @@ from typing import Callable
 import torch
 
 from ..augment import crop_flip
-from ..data import load_labelled
+from ..data import load_pictures
 from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
 from ..game.bome import BomeSettings, bome_step
@@ -36,6 +43,7 @@ from ..game.follower import follower_loss
 from ..game.minmin import minmin_step
 from ..game.tgda import TgdaSettings, tgda_round
 from ..io.genfile import GeneratorInfo, save_generator
+from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -46,7 +54,9 @@ class GeneratorTrainingConfig:
     eps: float = 8 / 255  # L-inf budget on [0, 1] images
     eps_text: str = "8/255"  # as the user wrote it, stored in the file
     generator: str = "small"  # U-Net preset: small (~0.5M params) | paper (64-512)
-    label_aware: bool = True  # generator sees the class: A(x, y)
+    label_aware: bool = True  # generator sees the class (or key): A(x, y)
+    keys: str = "clusters"  # where y comes from: clusters (K-means, no labels needed) | folders (class sub-folders)
+    clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
@@ -149,6 +159,12 @@ def train_generator(
     averaged; only rank 0 writes files.
     """
     out = Path(out)
+    if out.is_dir():
+        raise UnlearnableError(f"--out {out} is a folder; name the file to write, e.g. {out / 'gen.safetensors'}")
+    try:  # the checkpoint is written beside it after the first epoch: fail now, not then
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnlearnableError(f"cannot create the folder for --out {out}: {exc.strerror or exc}") from None
     ckpt = checkpoint_path(out)
     if ckpt.exists() and not resume:
         raise UnlearnableError(
@@ -160,19 +176,23 @@ def train_generator(
         raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
         raise UnlearnableError(f"unknown generator preset {config.generator!r}; use {', '.join(GENERATOR_PRESETS)}")
+    if config.keys not in KEY_SOURCES:
+        raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
     torch.manual_seed(config.seed)
-    data = load_labelled(
-        data_root, config.image_size, limit=config.max_images, fraction=config.fraction,
-        seed=config.seed, on_progress=on_load,
+    data = load_pictures(
+        data_root, config.image_size, "folders" if config.keys == "folders" else "none",
+        limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load,
     )
-    k = len(data.class_names)
-    if k < 2:
-        raise UnlearnableError(f"{data_root} has {k} class folder; the game needs at least 2 classes")
+    keys, y_all = fit_keys(data, config, device)
+    k = keys.config.clusters
     config = stretch_schedule(config, len(data))
     gen_config = GeneratorConfig(
         channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
+        keys=keys.config if config.label_aware else None,
     )
     generator = UNetGenerator(gen_config).to(device)
+    if config.label_aware:
+        generator.keys.load_state_dict(keys.state_dict())
     victim = build_victim(config.victim, k).to(device)
     gen_opt = _optimizer(config.gen_optimizer, generator.parameters(), config.gen_lr)
     victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
@@ -192,7 +212,7 @@ def train_generator(
 
     gen_step, victim_step = SyncedOptimizer(gen_opt, ctx), SyncedOptimizer(victim_opt, ctx)
     sync = ctx.mean_ if ctx.active else None
-    x_all, y_all = data.x.to(device), data.y.to(device)
+    x_all = data.x.to(device)
     n = len(y_all)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sampler = torch.Generator().manual_seed(config.seed)
@@ -245,7 +265,8 @@ def train_generator(
             break
     seconds = time.perf_counter() - start
     info = GeneratorInfo(
-        config=gen_config, eps_text=config.eps_text, image_size=config.image_size, class_names=data.class_names,
+        config=gen_config, eps_text=config.eps_text, image_size=config.image_size,
+        class_names=data.class_names if config.keys == "folders" else [],
         method="gue-at" if config.adv_eps > 0 else "gue", solver=config.solver if config.epochs else "min-min",
         victim=config.victim,
         training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
@@ -260,6 +281,30 @@ def train_generator(
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
         stopped_early=stopped_early, final_stats=stats,
     )
+
+
+KEY_SOURCES = ("clusters", "folders")
+
+
+def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tuple[ClusterKeys, torch.Tensor]:
+    """The key model and every training picture's key y (N,), on ``device``.
+
+    clusters: K-means on the pictures, y = cluster. folders: y = class folder, centres = class means.
+    """
+    x = data.x.to(device).float().div_(255)
+    if config.keys == "folders":
+        if len(data.class_names) < 2:
+            raise UnlearnableError(f"--keys folders needs at least 2 class folders, found {len(data.class_names)}; "
+                                   "train without it to find keys by clustering")
+        kc = KeyConfig(clusters=len(data.class_names), image_size=config.image_size, source="classes")
+        y = data.y.to(device)
+        return ClusterKeys.from_classes(x, y, kc), y
+    k = config.clusters or min(10, max(2, len(data) // 20))
+    if len(data) < 2 * k:
+        raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
+    kc = KeyConfig(clusters=k, image_size=config.image_size, source="kmeans")
+    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed)
+    return keys, torch.cat([keys(b) for b in x.split(4096)])
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:

@@ -1,0 +1,132 @@
+"""Protection without labels: keys found by clustering, flat and mixed folders, --labels."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from unlearnable.cli.main import app
+from unlearnable.data import read_label_file
+from unlearnable.errors import DataError, GeneratorFileError
+from unlearnable.io.genfile import KEYED_FORMAT, load_generator
+from unlearnable.io.images import atomic_write_bytes, encode_image
+from unlearnable.models.keys import ClusterKeys, KeyConfig
+from unlearnable.synthetic import synthetic_images
+from unlearnable.training.generator import PRESETS, train_generator
+
+CPU = torch.device("cpu")
+runner = CliRunner()
+
+
+def _colour_groups(n_per=20, size=16, seed=0):
+    """Three groups of pictures with clearly different mean colours."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+    x = base.repeat_interleave(n_per, 0)[:, :, None, None] + 0.05 * torch.randn(3 * n_per, 3, size, size, generator=g)
+    return x.clamp(0, 1), torch.arange(3).repeat_interleave(n_per)
+
+
+def test_kmeans_keys_find_the_groups_and_ignore_the_perturbation():
+    x, y = _colour_groups()
+    keys = ClusterKeys.fit_kmeans(x, KeyConfig(clusters=3, image_size=16), seed=0)
+    k = keys(x)
+    for group in range(3):  # every group is one cluster, and different groups differ
+        assert k[y == group].unique().numel() == 1
+    assert k.unique().numel() == 3
+    again = ClusterKeys.fit_kmeans(x, KeyConfig(clusters=3, image_size=16), seed=0)
+    assert torch.equal(again.centres, keys.centres)
+    shifted = (x + (8 / 255) * torch.sign(torch.randn_like(x))).clamp(0, 1)
+    assert torch.equal(keys(shifted), k)  # a protected picture keeps its key
+    big = torch.nn.functional.interpolate(x[:4], size=(64, 96), mode="bilinear")
+    assert torch.equal(keys(big), k[:4])  # any size: fitted like the training pictures
+
+
+def _flat_folder(root, n_classes=3, per_class=12, size=16, seed=0):
+    """Synthetic pictures with shuffled names in one flat folder; returns {name: class}."""
+    x, y = synthetic_images(n_classes, per_class, size, seed)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    truth = {}
+    for i, j in enumerate(order.tolist()):
+        name = f"IMG_{i:04d}.png"
+        atomic_write_bytes(root / name, encode_image(x[j].permute(1, 2, 0), None))
+        truth[name] = f"class{y[j].item()}"
+    return truth
+
+
+def _tiny(**kw):
+    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=1, batch_size=16, image_size=16, inner_steps=1,
+                   min_steps=0, **kw)
+
+
+def test_flat_folder_trains_poisons_and_evaluates_with_the_trainers_labels(tmp_path):
+    truth = _flat_folder(tmp_path / "photos")
+    (tmp_path / "photos" / "2024" / "trip").mkdir(parents=True)  # a mixed layout: some nested
+    (tmp_path / "photos" / "IMG_0000.png").rename(tmp_path / "photos" / "2024" / "trip" / "IMG_0000.png")
+    truth["2024/trip/IMG_0000.png"] = truth.pop("IMG_0000.png")
+    gen = tmp_path / "gen.safetensors"
+    result = train_generator(tmp_path / "photos", gen, _tiny(clusters=3), CPU)
+    assert result.images == 36
+    model, info = load_generator(gen)
+    assert info.format_version == KEYED_FORMAT and info.config.keys.clusters == 3 == info.config.num_classes
+    assert not info.needs_labels and info.class_names == []
+
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(gen), "--out", str(tmp_path / "prot"),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["protected"] == 36 and data["skipped"] == [] and data["max_change_levels"] <= 8
+    assert (tmp_path / "prot" / "2024" / "trip" / "IMG_0000.png").exists()
+
+    # the trainer's labels, which the tool never saw; test pictures in class folders
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"{k},{v}\n" for k, v in truth.items()))
+    x, y = synthetic_images(3, 6, 16, seed=5)
+    for i, (img, c) in enumerate(zip(x, y.tolist())):
+        atomic_write_bytes(tmp_path / "test" / f"class{c}" / f"{i}.png", encode_image(img.permute(1, 2, 0), None))
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--test", str(tmp_path / "test"), "--labels", str(csv),
+                              "--clean", str(tmp_path / "photos"), "--epochs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["train_images"] == 36 and report["test_images"] == 18 and report["clean_accuracy"] is not None
+
+
+def test_labels_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a.jpg,cat\nb.jpg\n")
+    with pytest.raises(DataError, match="line 2"):
+        read_label_file(bad)
+    one = tmp_path / "one.csv"
+    one.write_text("a.jpg,cat\nb.jpg,cat\n")
+    with pytest.raises(DataError, match="fewer than 2 classes"):
+        read_label_file(one)
+    good = tmp_path / "good.csv"
+    good.write_text("x/a.jpg,cat\nb.png,dog\n")
+    assert read_label_file(good) == {"x/a": "cat", "b": "dog"}
+
+
+def test_keyed_file_refuses_tampered_keys(tmp_path):
+    _flat_folder(tmp_path / "photos", per_class=8)
+    gen = tmp_path / "gen.safetensors"
+    train_generator(tmp_path / "photos", gen, _tiny(clusters=2), CPU)
+    with safe_open(str(gen), framework="pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(gen))
+
+    def rewrite(name, meta_update=None, tensor_update=None):
+        path = tmp_path / name
+        save_file({**tensors, **(tensor_update or {})}, str(path), metadata={**meta, **(meta_update or {})})
+        return path
+
+    config = json.loads(meta["unlearnable.config"])
+    for keys, msg in (({**config["keys"], "clusters": 5}, "keys"), ({**config["keys"], "grid": "8"}, "keys.grid"),
+                      ({**config["keys"], "source": "imagenet"}, "keys.source"), ("x", "keys must be")):
+        path = rewrite("t.safetensors", {"unlearnable.config": json.dumps({**config, "keys": keys})})
+        with pytest.raises(GeneratorFileError, match=msg):
+            load_generator(path)
+    path = rewrite("t2.safetensors", tensor_update={"keys.centres": torch.zeros(7, 192)})
+    with pytest.raises(GeneratorFileError, match="keys.centres"):
+        load_generator(path)

@@ -1,0 +1,1 @@
+"""Generators that ship with the package (see README, "The built-in generator")."""
