@@ -130,3 +130,32 @@ def test_keyed_file_refuses_tampered_keys(tmp_path):
     path = rewrite("t2.safetensors", tensor_update={"keys.centres": torch.zeros(7, 192)})
     with pytest.raises(GeneratorFileError, match="keys.centres"):
         load_generator(path)
+
+
+def test_trained_encoder_travels_inside_the_generator(tmp_path):
+    """train-encoder on labelled pictures; its features key a generator trained on a flat folder."""
+    from unlearnable.io.genfile import load_keys
+    from unlearnable.synthetic import make_synthetic_folder
+
+    make_synthetic_folder(tmp_path / "labelled", num_classes=3, per_class=10, size=16)
+    enc = tmp_path / "enc.safetensors"
+    res = runner.invoke(app, ["train-encoder", str(tmp_path / "labelled"), "--out", str(enc), "--epochs", "1",
+                              "--image-size", "16", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["classes"] == 3 and "training the encoder" in res.output  # progress in a log
+    keys = load_keys(enc)
+    assert keys.config.encoder == "small-cnn" and keys.config.clusters == 3
+    res = runner.invoke(app, ["poison", str(tmp_path / "labelled"), "--gen", str(enc)])
+    assert res.exit_code == 1 and "key-encoder file, not a generator" in res.output
+
+    _flat_folder(tmp_path / "photos", per_class=8)
+    gen = tmp_path / "gen.safetensors"
+    train_generator(tmp_path / "photos", gen, _tiny(clusters=4, encoder=str(enc)), CPU)
+    model, info = load_generator(gen)
+    assert info.config.keys.encoder == "small-cnn" and info.config.keys.clusters == 4
+    for name, tensor in keys.encoder.state_dict().items():  # the very encoder, not a retrained one
+        assert torch.equal(model.keys.encoder.state_dict()[name], tensor), name
+    x = torch.rand(5, 3, 40, 24)
+    k = model.key(x)
+    assert k.shape == (5,) and int(k.max()) < 4
+    assert torch.equal(load_keys(gen).centres, model.keys.centres)  # a keyed generator is an encoder file too

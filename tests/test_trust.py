@@ -70,3 +70,21 @@ def test_train_generator_creates_the_output_folder_before_training(tmp_path):
     out = tmp_path / "new" / "dir" / "g.safetensors"
     train_generator(tmp_path / "train", out, config, torch.device("cpu"))
     assert out.is_file() and stat.S_IMODE(out.stat().st_mode) & 0o044  # readable like any file
+
+
+def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
+    from unlearnable.cli import common
+
+    now = [0.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    progress = common.LogProgress()
+    task = progress.add_task("training", total=100)
+    for step in range(1, 101):
+        now[0] = step * 1.0  # one step a second
+        progress.update(task, completed=step, info=f"step {step}")
+        if step % 30 == 0:
+            progress.tick()  # what the heartbeat thread does every 30 seconds
+    progress.tick()  # finished tasks stay quiet
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert [line.split(":")[1].split()[0] for line in lines] == ["1/100", "30/100", "60/100", "90/100", "100/100"]
+    assert "about 1:10 left" in lines[1]  # 30 steps in 30 s, 70 to go

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +18,7 @@ from ..errors import UnlearnableError
 
 # Human output goes to stderr; stdout carries data only (--json).
 console = Console(stderr=True)
+LOG_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
 
 
 def budget_option(value: str | None, allow_zero: bool = False, name: str = "--eps",
@@ -50,8 +53,78 @@ def error_boundary() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+class LogProgress:
+    """Progress for a log file, CI or nohup (stderr not a terminal): plain lines, not a live bar.
+
+    A task prints a line when it first moves and when it completes; :meth:`tick`, called
+    every ``LOG_INTERVAL`` seconds by a background thread, prints every task still running,
+    so a long run is never silent for longer than that. Same calls as Rich's ``Progress``.
+    """
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tasks: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        with self._lock:
+            tid = len(self.tasks)
+            self.tasks[tid] = {"description": description, "total": total, "completed": 0, "info": "",
+                               "visible": True, "start": time.monotonic(), "shown": False, "done": False, **fields}
+        return tid
+
+    def update(self, task: int, **fields) -> None:
+        with self._lock:
+            t = self.tasks[task]
+            t.update(fields)
+            finished = t["total"] is not None and t["completed"] >= t["total"] > 0
+            if (finished and not t["done"]) or (not t["shown"] and t["completed"]):
+                t["done"] = finished
+                self._print(t)
+
+    def tick(self) -> None:
+        """One line for every visible task that has started and not finished."""
+        with self._lock:
+            for t in self.tasks.values():
+                if t["shown"] and not t["done"]:
+                    self._print(t)
+
+    def _print(self, t: dict) -> None:
+        t["shown"] = True
+        if self.quiet or not t["visible"]:
+            return
+        total, done = t["total"], t["completed"]
+        elapsed = time.monotonic() - t["start"]
+        count = f"{done:g}/{total:g}" if total else f"{done:g}"
+        eta = f", about {_clock(elapsed * (total - done) / done)} left" if total and 0 < done < total else ""
+        console.print(f"{t['description']}: {count} {t['info']} [{_clock(elapsed)} elapsed{eta}]".replace("  ", " "),
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
 @contextmanager
-def progress_bar(description: str, quiet: bool = False) -> Iterator[Progress]:
+def progress_bar(description: str, quiet: bool = False) -> Iterator[Progress | LogProgress]:
+    """A live progress bar on a terminal; elsewhere a line at least every 30 seconds."""
+    if not console.is_terminal:
+        progress = LogProgress(quiet)
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(LOG_INTERVAL):
+                progress.tick()
+
+        thread = threading.Thread(target=heartbeat, name="unlearnable-progress", daemon=True)
+        thread.start()
+        try:
+            yield progress
+        finally:
+            stop.set()
+            thread.join()
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),

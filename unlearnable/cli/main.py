@@ -136,6 +136,7 @@ def train_generator_cmd(
     label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
     keys: str = typer.Option("clusters", "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
+    encoder: str = typer.Option("builtin", "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
     fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
@@ -176,7 +177,7 @@ def train_generator_cmd(
             raise typer.BadParameter("--clusters goes with --keys clusters (folders gives one key per class)", param_hint="--clusters")
         overrides = {"eps": budget.value, "eps_text": budget.text, "image_size": image_size, "seed": seed,
                      "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes,
-                     "keys": keys, "clusters": clusters}
+                     "keys": keys, "clusters": clusters, "encoder": _encoder_file(encoder)}
         if adv is not None:
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
         if epochs is not None or warmup_epochs is not None:
@@ -220,6 +221,51 @@ def train_generator_cmd(
         console.print(table)
         if json_out:
             emit_json({**result.to_dict(), "config": asdict(config), "device": str(dev)})
+
+
+def _encoder_file(choice: str) -> str | None:
+    """--encoder builtin|colour|FILE -> the file whose encoder gives key features, or None."""
+    if choice == "colour":
+        return None
+    if choice == "builtin":
+        found = default_generator()
+        return str(found) if found is not None else None
+    if not Path(choice).is_file():
+        raise typer.BadParameter(f"{choice} is not a file; use builtin, colour or an encoder file", param_hint="--encoder")
+    return choice
+
+
+@app.command("train-encoder")
+def train_encoder_cmd(
+    data_dir: Path = typer.Argument(..., help="Labelled folder: one sub-folder of pictures per class (any classes; they need not be yours)."),
+    out: Path = typer.Option(Path("encoder.safetensors"), "--out", help="Where to write the encoder file."),
+    epochs: int = typer.Option(15, "--epochs", min=1, help="Training epochs."),
+    image_size: int = typer.Option(32, "--image-size", min=8, help="Pixels the encoder sees (shorter side resized, centre-cropped)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Train a feature encoder whose clusters key a label-free generator (train-generator --encoder)."""
+    with error_boundary():
+        from ..training.encoder import EncoderTrainingConfig, train_encoder
+
+        seed_everything(seed)
+        dev = resolve_device(device)
+        config = EncoderTrainingConfig(epochs=epochs, image_size=image_size, seed=seed)
+        with progress_bar("training") as bar:
+            load = bar.add_task("reading pictures", total=None, info="")
+            task = bar.add_task("training the encoder", total=epochs, info="")
+            result = train_encoder(
+                data_dir, out, config, dev, on_load=lambda d, t: bar.update(load, completed=d, total=t),
+                on_epoch=lambda r: bar.update(task, completed=r["epoch"], info=f"held-out acc {r['test_accuracy']:.3f}"),
+            )
+        table = Table(title=f"encoder written to {result.output}")
+        for col in ("images", "classes", "held-out accuracy", "minutes"):
+            table.add_column(col, justify="right")
+        table.add_row(str(result.images), str(result.classes), f"{result.holdout_accuracy:.2%}", f"{result.seconds / 60:.1f}")
+        console.print(table)
+        if json_out:
+            emit_json(result.to_dict())
 
 
 def _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction, max_images, seed,

@@ -31,6 +31,7 @@ from safetensors import safe_open
 from .. import __version__
 from ..errors import GeneratorFileError, UnlearnableError
 from .images import atomic_path
+from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
 
@@ -142,6 +143,18 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
     _write(path, generator, meta)
 
 
+def _metadata(path: Path) -> dict:
+    """The file's ``unlearnable.*`` metadata, prefix removed."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated or not a generator"
+        ) from None
+    return {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
+
+
 def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     """Read and validate only the metadata of a generator file."""
     path = Path(path)
@@ -150,14 +163,10 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
                                  "that `unlearnable train-generator` wrote")
     if not path.is_file():
         raise GeneratorFileError(f"generator file {path} does not exist; train one with `unlearnable train-generator`")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GeneratorFileError(
-            f"{path} is not a readable safetensors file ({exc}); it may be truncated or not a generator"
-        ) from None
-    meta = {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
+    meta = _metadata(path)
+    if meta.get("kind") == "keys":
+        raise GeneratorFileError(f"{path} is a key-encoder file, not a generator; pass it to "
+                                 "`unlearnable train-generator --encoder` and protect with the generator that makes")
     if "format_version" not in meta or not ("config" in meta or "source" in meta):
         raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
     try:
@@ -225,11 +234,19 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[torc
             generator = UNetGenerator(info.config)
     except (ValueError, TypeError, RuntimeError, KeyError, UnlearnableError) as exc:
         raise GeneratorFileError(f"{path} has an architecture config this tool cannot build ({exc})") from None
+    _load_weights(path, generator)
+    return generator.to(device).eval(), info
+
+
+def _load_weights(path: Path, module: torch.nn.Module, prefix: str = "") -> None:
+    """Fill ``module`` from the file's tensors under ``prefix``: names, shapes and values checked."""
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise GeneratorFileError(f"{path} could not be read ({exc}); it may be truncated") from None
-    expected = generator.state_dict()
+    if prefix:
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -240,10 +257,45 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[torc
     for name, tensor in tensors.items():
         if tensor.shape != expected[name].shape:
             raise GeneratorFileError(
-                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, config needs "
+                f"{path}: tensor {prefix}{name} has shape {tuple(tensor.shape)}, config needs "
                 f"{tuple(expected[name].shape)}; the file was tampered with or damaged"
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise GeneratorFileError(f"{path}: tensor {name} holds NaN or infinite values")
-    generator.load_state_dict(tensors)
-    return generator.to(device).eval(), info
+            raise GeneratorFileError(f"{path}: tensor {prefix}{name} holds NaN or infinite values")
+    module.load_state_dict(tensors)
+
+
+def save_keys(path: Path, keys: ClusterKeys, training: dict, class_names: list[str]) -> None:
+    """A key-encoder file (`unlearnable train-encoder`): a key model and nothing else."""
+    _write(Path(path), keys, {
+        "format_version": str(KEYED_FORMAT),
+        "kind": "keys",
+        "keys": json.dumps(keys.config.to_dict()),
+        "class_names": json.dumps(class_names),
+        "training": json.dumps(training, sort_keys=True),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "package_version": __version__,
+    })
+
+
+def load_keys(path: Path, device: torch.device | str = "cpu") -> ClusterKeys:
+    """The key model of a key-encoder file or of a keyed generator file (validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeneratorFileError(f"encoder file {path} does not exist; make one with `unlearnable train-encoder`")
+    raw = _metadata(path)
+    try:
+        if raw.get("kind") == "keys":
+            config, prefix = KeyConfig.from_dict(json.loads(raw["keys"])), ""
+        elif "config" in raw:
+            gen = json.loads(raw["config"])
+            if not isinstance(gen, dict) or gen.get("keys") is None:
+                raise GeneratorFileError(f"{path} is a generator without a key model; pass an encoder file")
+            config, prefix = KeyConfig.from_dict(gen["keys"]), "keys."
+        else:
+            raise GeneratorFileError(f"{path} holds no key model; make one with `unlearnable train-encoder`")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GeneratorFileError(f"{path} has damaged metadata ({exc})") from None
+    keys = ClusterKeys(config)
+    _load_weights(path, keys, prefix)
+    return keys.to(device).eval()

@@ -7,6 +7,11 @@ per cluster, a new picture takes its nearest centre's). The features are the pic
 colour over a ``grid`` x ``grid`` partition, standardised: no weights to download, cheap at
 any resolution, and the same for a picture before and after protection within 8/255.
 
+With an ``encoder`` the features are instead a small CNN's 256 penultimate features
+(centred, unit length: cosine K-means). The encoder is trained here (`unlearnable
+train-encoder`, or the one inside the built-in generator) and travels inside every file
+that uses it; nothing is downloaded.
+
 The centres are either fitted by K-means on the owner's pictures (label-free), or the class
 means of a labelled folder (``from_classes``), so that a generator trained on class folders
 can still key pictures that arrive unsorted. Everything lives in buffers and is saved in the
@@ -21,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .victims import SmallCNN
+
+ENCODERS = {"small-cnn": (SmallCNN, 256)}  # name -> (class, feature width)
 MAX_KEYS = 1024  # a file asking for more is refused as damaged
 MAX_GRID = 64
 
@@ -31,6 +39,8 @@ class KeyConfig:
     grid: int = 8  # features: mean colour over grid x grid cells, 3 * grid**2 values
     image_size: int = 32  # pixels: pictures are fitted (shorter side, centre crop) before the features
     source: str = "kmeans"  # kmeans (label-free) | classes (class means of a labelled folder)
+    encoder: str | None = None  # None: mean colours on a grid; "small-cnn": a trained encoder's features
+    encoder_classes: int = 0  # outputs of the encoder's own classifier head (to rebuild its weights)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,11 +58,19 @@ class KeyConfig:
             out[name] = v
         if d.get("source") not in ("kmeans", "classes"):
             raise ValueError(f"keys.source must be kmeans or classes, not {d.get('source')!r}")
-        return cls(**out, source=d["source"])
+        encoder = d.get("encoder")
+        if encoder is not None:
+            if encoder not in ENCODERS:
+                raise ValueError(f"keys.encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+            n = d.get("encoder_classes")
+            if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= MAX_KEYS:
+                raise ValueError(f"keys.encoder_classes must be an integer in 2..{MAX_KEYS}, not {n!r}")
+            out["encoder_classes"] = n
+        return cls(**out, source=d["source"], encoder=encoder)
 
     @property
     def dims(self) -> int:
-        return 3 * self.grid * self.grid
+        return ENCODERS[self.encoder][1] if self.encoder else 3 * self.grid * self.grid
 
 
 def fit_center(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -76,11 +94,27 @@ class ClusterKeys(nn.Module):
         self.register_buffer("mean", torch.zeros(config.dims))
         self.register_buffer("scale", torch.ones(config.dims))
         self.register_buffer("centres", torch.zeros(config.clusters, config.dims))
+        if config.encoder:
+            self.encoder = ENCODERS[config.encoder][0](config.encoder_classes).eval()
+
+    def train(self, mode: bool = True) -> "ClusterKeys":
+        super().train(mode)
+        if self.config.encoder:
+            self.encoder.eval()  # a key never changes: batch-norm statistics stay frozen
+        return self
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        x = fit_center(x.float(), self.config.image_size)
+        if not self.config.encoder:
+            return F.adaptive_avg_pool2d(x, self.config.grid).flatten(1)
+        return torch.cat([self.encoder.embed(b) for b in x.split(1024)])
+
+    def _normalise(self, f: torch.Tensor) -> torch.Tensor:
+        f = (f - self.mean) / self.scale
+        return F.normalize(f, dim=1) if self.config.encoder else f
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = fit_center(x.float(), self.config.image_size)
-        f = F.adaptive_avg_pool2d(x, self.config.grid).flatten(1)
-        return (f - self.mean) / self.scale
+        return self._normalise(self._raw(x))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,16 +122,27 @@ class ClusterKeys(nn.Module):
 
     @torch.no_grad()
     def _standardise_on(self, x: torch.Tensor) -> torch.Tensor:
-        f = F.adaptive_avg_pool2d(fit_center(x.float(), self.config.image_size), self.config.grid).flatten(1)
+        f = self._raw(x)
         self.mean.copy_(f.mean(0))
-        self.scale.copy_(f.std(0).clamp_min(1e-3))
-        return (f - self.mean) / self.scale
+        self.scale.copy_(torch.ones_like(self.scale) if self.config.encoder else f.std(0).clamp_min(1e-3))
+        return self._normalise(f)
+
+    @classmethod
+    def _new(cls, config: KeyConfig, device, encoder: nn.Module | None) -> "ClusterKeys":
+        keys = cls(config)
+        if encoder is not None:
+            keys.encoder.load_state_dict(encoder.state_dict())
+        return keys.to(device).eval()
 
     @classmethod
     @torch.no_grad()
-    def fit_kmeans(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30) -> "ClusterKeys":
-        """K-means (k-means++ start, Lloyd iterations) on pictures x (N, 3, S, S) in [0, 1]."""
-        keys = cls(config).to(x.device)
+    def fit_kmeans(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
+                   encoder: nn.Module | None = None) -> "ClusterKeys":
+        """K-means (k-means++ start, Lloyd iterations) on pictures x (N, 3, S, S) in [0, 1].
+
+        ``encoder``: the trained encoder whose features to cluster (``config.encoder`` names it).
+        """
+        keys = cls._new(config, x.device, encoder)
         f = keys._standardise_on(x)
         k = min(config.clusters, len(f))
         g = torch.Generator(device="cpu").manual_seed(seed)
@@ -120,9 +165,10 @@ class ClusterKeys(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_classes(cls, x: torch.Tensor, y: torch.Tensor, config: KeyConfig) -> "ClusterKeys":
+    def from_classes(cls, x: torch.Tensor, y: torch.Tensor, config: KeyConfig,
+                     encoder: nn.Module | None = None) -> "ClusterKeys":
         """Centres = the class means: unsorted pictures take their nearest class's key."""
-        keys = cls(config).to(x.device)
+        keys = cls._new(config, x.device, encoder)
         f = keys._standardise_on(x)
         sums = torch.zeros(config.clusters, f.shape[1], device=f.device).index_add_(0, y, f)
         counts = torch.bincount(y, minlength=config.clusters).to(f.dtype).clamp_min(1)

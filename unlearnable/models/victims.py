@@ -47,6 +47,10 @@ class SmallCNN(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    def embed(self, x):
+        """The 256 features before the classifier: what a key model clusters."""
+        return self.net[:-1](x)
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):

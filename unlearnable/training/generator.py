@@ -42,7 +42,7 @@ from ..game.bome import BomeSettings, bome_step
 from ..game.follower import follower_loss
 from ..game.minmin import minmin_step
 from ..game.tgda import TgdaSettings, tgda_round
-from ..io.genfile import GeneratorInfo, save_generator
+from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
@@ -57,6 +57,7 @@ class GeneratorTrainingConfig:
     label_aware: bool = True  # generator sees the class (or key): A(x, y)
     keys: str = "clusters"  # where y comes from: clusters (K-means, no labels needed) | folders (class sub-folders)
     clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
+    encoder: str | None = None  # file whose trained encoder gives the key features; None: mean colours on a grid
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
@@ -292,18 +293,24 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
     clusters: K-means on the pictures, y = cluster. folders: y = class folder, centres = class means.
     """
     x = data.x.to(device).float().div_(255)
+    encoder, features = None, {"image_size": config.image_size}
+    if config.encoder:
+        source = load_keys(Path(config.encoder), device)
+        encoder = source.encoder if source.config.encoder else None
+        features = {"image_size": source.config.image_size, "grid": source.config.grid,
+                    "encoder": source.config.encoder, "encoder_classes": source.config.encoder_classes}
     if config.keys == "folders":
         if len(data.class_names) < 2:
             raise UnlearnableError(f"--keys folders needs at least 2 class folders, found {len(data.class_names)}; "
                                    "train without it to find keys by clustering")
-        kc = KeyConfig(clusters=len(data.class_names), image_size=config.image_size, source="classes")
+        kc = KeyConfig(clusters=len(data.class_names), source="classes", **features)
         y = data.y.to(device)
-        return ClusterKeys.from_classes(x, y, kc), y
+        return ClusterKeys.from_classes(x, y, kc, encoder), y
     k = config.clusters or min(10, max(2, len(data) // 20))
     if len(data) < 2 * k:
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
-    kc = KeyConfig(clusters=k, image_size=config.image_size, source="kmeans")
-    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed)
+    kc = KeyConfig(clusters=k, source="kmeans", **features)
+    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed, encoder=encoder)
     return keys, torch.cat([keys(b) for b in x.split(4096)])
 
 
