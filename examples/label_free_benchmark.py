@@ -11,9 +11,10 @@ the same labels and victim.
 
 * B: generator trained on the flat 10,000 with no labels; trainer uses the true 10 labels.
 * C: the same protected folder; trainer uses other labels (animals vs vehicles, 2 classes).
-* D: generator trained on classes 0-4 only (flat, no labels); classes 5-9 protected as a flat
-  folder; trainer uses their true 5 labels (chance 20%). This is what the built-in generator
-  does on pictures whose content it never saw.
+* D: the built-in generator (``examples/train_default_generator.py``: trained on classes 0-4
+  only, flat, no labels; its encoder on other pictures of classes 0-4); classes 5-9 protected
+  as a flat folder; trainer uses their true 5 labels (chance 20%): what it does on pictures
+  whose content it never saw. ``--d-gen`` measures another file the same way.
 * A: generator trained on a labelled 20% (class folders, ``--keys folders``); the 20% is
   protected in its class folders and the other 80% as one flat folder (each picture takes
   its nearest class's key); trainer uses the true labels on all of them.
@@ -32,6 +33,8 @@ import time
 from pathlib import Path
 
 from benchlib import cli, remove
+
+from unlearnable.methods import default_generator
 
 ANIMALS = {"bird", "cat", "deer", "dog", "frog", "horse"}
 
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--cases", default="B,C,D,A", help="which cases to run, comma-separated")
     ap.add_argument("--epochs", type=int, default=None, help="victim epochs (default: the quick recipe, 20)")
     ap.add_argument("--train-args", default="", help="extra options for every train-generator call")
+    ap.add_argument("--d-gen", type=Path, default=None, help="generator for case D (default: the built-in one)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -142,8 +146,7 @@ def main() -> None:
                 "same protected folder; trainer: animals vs vehicles", gen=gen_b)
     if "D" in cases:
         seen, unseen = classes[:5], classes[5:]
-        owner = work / "D_photos"
-        flat_copy([t for t in train if t[1] in seen], owner, seed=1)
+        owner = None  # the generator is given, not trained here
         uploads = work / "D_uploads"
         truth = flat_copy([t for t in train if t[1] in unseen], uploads, seed=2)
         labels = work / "D_labels.csv"
@@ -151,8 +154,12 @@ def main() -> None:
         write_labels(labels, truth)
         test = work / "test_unseen"
         class_tree([t for t in test_pics if t[1] in unseen], test)
+        gen_d = args.d_gen or default_generator()
+        if gen_d is None:
+            raise SystemExit("case D measures the built-in generator: run examples/train_default_generator.py first")
         run("D", owner, [], [(uploads, work / "D_protected")], labels, test,
-            f"generator on {', '.join(seen)} (flat); {', '.join(unseen)} protected flat; trainer: their 5 labels")
+            f"built-in generator (classes {', '.join(seen)}); {', '.join(unseen)} protected flat; trainer: their 5 labels",
+            gen=gen_d)
     if "A" in cases:
         k = args.per_class // 5
         base = work / "A"

@@ -28,6 +28,8 @@ def test_small_folders_get_the_steps_of_a_large_one():
     small = stretch_schedule(cpu, 2_000)  # 16 steps an epoch: x5
     assert (small.warmup_epochs, small.epochs) == (40, 20)
     assert small.total_epochs * 16 >= cpu.min_steps
+    tiny = stretch_schedule(cpu, 200)  # 2 steps an epoch: capped at 150 epochs, not 474
+    assert tiny.total_epochs <= 150 and tiny.total_epochs * 2 >= 288
     explicit = replace(cpu, min_steps=0)
     assert stretch_schedule(explicit, 100) == explicit
     paper_at = stretch_schedule(replace(PRESETS["paper-at"], min_steps=1000), 2560)  # 10 steps an epoch

@@ -1,5 +1,6 @@
 """A tool a data owner can trust: each test here failed on the code before its fix."""
 
+import json
 import os
 import stat
 from dataclasses import replace
@@ -88,3 +89,92 @@ def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
     assert [line.split(":")[1].split()[0] for line in lines] == ["1/100", "30/100", "60/100", "90/100", "100/100"]
     assert "about 1:10 left" in lines[1]  # 30 steps in 30 s, 70 to go
+
+
+def test_special_files_are_skipped_with_a_reason_not_read(tmp_path, gen_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(src / "ok.png")
+    os.symlink("/dev/zero", src / "zero.jpg")  # reading it would never end
+    os.mkfifo(src / "pipe.png")
+    os.symlink(tmp_path / "gone.png", src / "dangling.png")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert data["protected"] == 1 and set(reasons) == {"zero.jpg", "pipe.png", "dangling.png"}
+    assert "broken link" in reasons["dangling.png"] and "could hang" in reasons["pipe.png"]
+    assert "Traceback" not in res.output
+
+
+def test_errors_under_json_are_a_json_object(tmp_path, gen_file):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["poison", str(tmp_path / "empty"), "--gen", str(gen_file), "--json"])
+    assert res.exit_code == 1
+    err = json.loads(res.stdout)["error"]
+    assert err["code"] == 1 and "no pictures found" in err["message"]
+    res = runner.invoke(app, ["train-generator", str(tmp_path), "--keys", "nope", "--json"])
+    assert res.exit_code == 2 and json.loads(res.stdout)["error"]["code"] == 2
+
+
+def test_disk_errors_are_one_line_and_resumable(tmp_path, gen_file, monkeypatch):
+    from unlearnable import poison as poison_module
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, 20, 30)).save(src / f"{i}.png")
+    real = poison_module.atomic_write_bytes
+
+    def full(path, data):
+        if path.suffix == ".png":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(poison_module, "atomic_write_bytes", full)
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "No space left on device" in res.output and "Traceback" not in res.output
+    assert "to resume" in res.output
+    monkeypatch.setattr(poison_module, "atomic_write_bytes", real)
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["protected"] == 3
+
+
+def test_a_resume_record_cut_by_a_crash_survives_two_resumes(tmp_path, gen_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i, 20, 30)).save(src / f"{i}.png")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(out)])
+    assert res.exit_code == 0
+    # pretend the run crashed after two files, in the middle of writing the third line
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").unlink()
+    lines = [json.dumps(manifest["header"])] + [json.dumps(e) for e in manifest["files"][:2]]
+    (out / "manifest.partial.jsonl").write_text("\n".join(lines) + "\n" + json.dumps(manifest["files"][2])[:20])
+    for f in manifest["files"][2:]:
+        (out / f["output"]).unlink()
+    first = (out / "manifest.partial.jsonl").read_text()
+    from unlearnable.poison import _State
+    _State(out, manifest["header"]).close()  # the first resume drops the cut line...
+    with open(out / "manifest.partial.jsonl", "a") as fh:  # ...appends (as a run would)...
+        fh.write(json.dumps(manifest["files"][2]) + "\n")
+    assert (out / "manifest.partial.jsonl").read_text() != first
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output  # ...and the second resume still reads it
+    assert json.loads(res.stdout)["already_done"] == 2
+
+
+def test_a_grayscale_picture_stays_grayscale_within_budget(tmp_path, gen_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.effect_noise((24, 20), 40).save(src / "g.png")  # mode L
+    Image.effect_noise((24, 20), 40).convert("LA").save(src / "ga.png")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0, res.output
+    for name, mode in (("g.png", "L"), ("ga.png", "LA")):
+        with Image.open(tmp_path / "out" / name) as out, Image.open(src / name) as orig:
+            assert out.mode == mode
+            diff = np.abs(np.asarray(out, dtype=int) - np.asarray(orig, dtype=int))
+            assert 0 < diff.max() <= 8

@@ -235,12 +235,18 @@ class _State:
         if self.path.exists():
             with open(self.path) as fh:
                 lines = fh.read().splitlines()
+            if lines:
+                try:
+                    json.loads(lines[-1])
+                except json.JSONDecodeError:
+                    # a line cut short by the interruption: drop it for good, or the lines this run
+                    # appends would leave it in the middle, where it reads as damage
+                    lines = lines[:-1]
+                    atomic_write_bytes(self.path, "".join(line + "\n" for line in lines).encode())
             for i, line in enumerate(lines):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    if i == len(lines) - 1:
-                        continue  # a line cut short by the interruption
                     raise DataError(f"{self.path} is damaged; delete the output folder and start again") from None
                 if i == 0:
                     self._check_header(record, header, out_dir)
@@ -340,8 +346,10 @@ class _Prefetcher:
 def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels: int, config: PoisonConfig,
                 out_dir: Path, name: str) -> dict:
     """Budget, encode, decode again, check, write atomically; the manifest entry (worker thread)."""
+    if dec.gray:  # one perturbation for the one channel: the mean of three is within the budget too
+        delta = delta.mean(0, keepdim=True).expand_as(delta)
     protected = apply_budget(dec.rgb, delta, levels)
-    data = encode_image(protected, dec.alpha, config.fmt, config.quality)
+    data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray)
     written = _decode_bytes(data)
     change = max_change(written, dec.rgb)
     if change > levels and config.fmt == "png":
@@ -349,7 +357,7 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     atomic_write_bytes(out_dir / name, data)
     return {
         "source": rel, "source_sha256": digest, "output": name, "max_change_levels": change,
-        "psnr": psnr(written, dec.rgb), "alpha": dec.alpha is not None,
+        "psnr": psnr(written, dec.rgb), "alpha": dec.alpha is not None, "gray": dec.gray,
     }
 
 
@@ -373,7 +381,8 @@ def protect_folder(
     if config.fmt not in SUFFIX:
         raise DataError(f"unknown output format {config.fmt!r}; use png, jpeg or webp")
     k, n = config.shard
-    all_files = list_images(input_dir)
+    special: list[Skipped] = []
+    all_files = list_images(input_dir, special)
     if not all_files:
         raise DataError(f"no pictures found in {input_dir} (looked for files ending in {', '.join(IMAGE_SUFFIXES)})")
     generator, info = load_protector(gen_path, device)
@@ -403,6 +412,10 @@ def protect_folder(
         input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
         files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}",
     )
+    for skip in special[k::n]:
+        result.skipped.append(asdict(skip))
+        if on_skip:
+            on_skip(skip)
     start = time.perf_counter()
     workers = config.workers or min(8, (os.cpu_count() or 2))
     writing: deque = deque()  # futures of files being encoded and written, in order

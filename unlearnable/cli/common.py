@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..budget import Budget, check_invisible, parse_budget
@@ -19,6 +21,12 @@ from ..errors import UnlearnableError
 # Human output goes to stderr; stdout carries data only (--json).
 console = Console(stderr=True)
 LOG_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
+
+
+def rerun_hint(add: str = "") -> str:
+    """'run `unlearnable <the same arguments> [add]` to resume', quoting as a shell needs."""
+    args = [a for a in sys.argv[1:] if a != add]
+    return f"run `{shlex.join(['unlearnable', *args, *([add] if add else [])])}` to resume where it stopped"
 
 
 def budget_option(value: str | None, allow_zero: bool = False, name: str = "--eps",
@@ -41,16 +49,31 @@ def emit_json(data: dict) -> None:
 
 
 @contextmanager
-def error_boundary() -> Iterator[None]:
-    """Turn library errors into one red line and exit code 1; Ctrl-C into a resume hint."""
+def error_boundary(json_out: bool = False, resume_hint: str = "run the same command again to resume where it stopped") -> Iterator[None]:
+    """Turn library errors into one red line and exit code 1; Ctrl-C into a resume hint (130).
+
+    With ``json_out`` the error is also printed on stdout as ``{"error": {"code", "message"}}``,
+    so a script reading stdout learns what happened.
+    """
+    def fail(message: str, code: int, colour: str = "bold red", label: str = "error") -> typer.Exit:
+        console.print(f"[{colour}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        if json_out:
+            emit_json({"error": {"code": code, "message": message}})
+        return typer.Exit(code)
+
     try:
         yield
+    except typer.BadParameter as exc:  # a bad combination of options, found by our checks: exit 2
+        if json_out:
+            emit_json({"error": {"code": exc.exit_code, "message": exc.format_message()}})
+        raise
     except UnlearnableError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc), 1) from None
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/] run the same command again to resume where it stopped")
-        raise typer.Exit(130) from None
+        raise fail(resume_hint, 130, "yellow", "interrupted") from None
+    except OSError as exc:  # disk full, permission denied, a folder that vanished...
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise fail(f"{exc.strerror or exc}{where}; nothing finished was lost: fix it and {resume_hint}", 1) from None
 
 
 class LogProgress:

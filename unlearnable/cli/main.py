@@ -28,7 +28,7 @@ from ..methods.source import SOURCE_PRESETS, source_config, train_source_file
 from ..models.victims import VICTIMS
 from ..training.generator import KEY_SOURCES, PRESETS, train_generator
 from ..training.victim import RECIPES
-from .common import budget_option, console, emit_json, error_boundary, progress_bar
+from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint
 
 app = typer.Typer(
     add_completion=False,
@@ -78,7 +78,7 @@ def poison(
     json_out: bool = JsonOpt,
 ) -> None:
     """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
-    with error_boundary():
+    with error_boundary(json_out, rerun_hint()):
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
@@ -158,7 +158,7 @@ def train_generator_cmd(
     """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
     budget = budget_option(eps, allow_visible=allow_visible)
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps") if adv_eps is not None else None
-    with error_boundary():
+    with error_boundary(json_out, rerun_hint("--resume")):
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}", param_hint="--method")
         if fraction == 0:
@@ -246,7 +246,7 @@ def train_encoder_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a feature encoder whose clusters key a label-free generator (train-generator --encoder)."""
-    with error_boundary():
+    with error_boundary(json_out, "the run was stopped; run the same command again to start it over"):
         from ..training.encoder import EncoderTrainingConfig, train_encoder
 
         seed_everything(seed)
@@ -363,7 +363,7 @@ def evaluate(
 ) -> None:
     """Train fresh victims on protected pictures and report their clean-test accuracy."""
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
-    with error_boundary():
+    with error_boundary(json_out, "the run was stopped; run the same command again to start it over"):
         if adv_loss not in ("pgd", "trades"):
             raise typer.BadParameter("choose pgd or trades", param_hint="--adv-loss")
         protected_dir, test, clean = _training_folders(protected_dir, test, clean)
@@ -421,7 +421,7 @@ def defend(
 ) -> None:
     """Run known countermeasures (JPEG, grayscale, filters, mixup, adversarial training...) and report what survives."""
     adv = budget_option(adv_eps, name="--adv-eps")
-    with error_boundary():
+    with error_boundary(json_out, "the run was stopped; run the same command again to start it over"):
         from ..defend import DefendConfig, run_defenses
 
         defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
@@ -460,7 +460,7 @@ def demo(
 ) -> None:
     """Run the whole workflow on synthetic pictures: train, protect unseen pictures, evaluate."""
     budget = budget_option(eps, allow_visible=False)
-    with error_boundary():
+    with error_boundary(json_out, f"the demo was stopped and {folder} is incomplete; run the demo again in a new folder"):
         from ..demo import run_demo
 
         seed_everything(seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -38,6 +39,7 @@ class Decoded:
 
     rgb: torch.Tensor
     alpha: torch.Tensor | None
+    gray: bool = False  # the file was grayscale: rgb holds three equal channels, written back as one
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,12 @@ class Skipped:
     reason: str
 
 
-def list_images(root: Path) -> list[Path]:
-    """Every file under ``root`` with an image suffix, recursively, in a stable order."""
+def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
+    """Every regular file under ``root`` with an image suffix, recursively, in a stable order.
+
+    Broken links, folders named like pictures, devices and FIFOs (reading one could hang
+    forever) are left out; with ``skipped`` given, each is appended to it once with a reason.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"folder {root} does not exist; check the path")
@@ -58,11 +64,32 @@ def list_images(root: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
-                found.append(Path(dirpath) / name)
+        for name in filenames + [d for d in dirnames if d.lower().endswith(IMAGE_SUFFIXES)]:
+            if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            path = Path(dirpath) / name
+            reason = _not_a_regular_file(path)
+            if reason is None:
+                found.append(path)
+            elif skipped is not None:
+                skipped.append(Skipped(path.relative_to(root).as_posix(), reason))
     found.sort(key=lambda p: p.relative_to(root).as_posix())
+    if skipped is not None:
+        skipped.sort(key=lambda s: s.path)
     return found
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a picture, or None if it is a regular file."""
+    try:
+        mode = path.stat().st_mode  # follows links
+    except OSError:
+        return "broken link (its target does not exist)" if path.is_symlink() else "cannot be read"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder named like a picture"
+    return "not a regular file (a device, FIFO or socket); reading it could hang"
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -102,14 +129,15 @@ def decode_image(path: Path) -> Decoded:
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 img = _to_8bit(img)
+                gray = img.mode in ("1", "L", "LA")
                 has_alpha = img.mode in ("RGBA", "LA", "PA") or (
                     img.mode == "P" and "transparency" in img.info
                 )
                 if has_alpha:
                     rgba = img.convert("RGBA")
                     data = _tensor(rgba, 4)
-                    return Decoded(rgb=data[..., :3].contiguous(), alpha=data[..., 3].contiguous())
-                return Decoded(rgb=_tensor(img.convert("RGB"), 3), alpha=None)
+                    return Decoded(rgb=data[..., :3].contiguous(), alpha=data[..., 3].contiguous(), gray=gray)
+                return Decoded(rgb=_tensor(img.convert("RGB"), 3), alpha=None, gray=gray)
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -183,19 +211,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
-def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95) -> bytes:
-    """Encode uint8 RGB (and alpha) as PNG (lossless), or JPEG/WebP when asked for."""
+def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95,
+                 gray: bool = False) -> bytes:
+    """Encode uint8 RGB (and alpha) as PNG (lossless), or JPEG/WebP when asked for.
+
+    ``gray``: write the first channel as a grayscale picture (L, or LA with alpha).
+    """
     h, w, _ = rgb.shape
-    data = rgb if alpha is None else torch.cat([rgb, alpha.unsqueeze(-1)], dim=-1)
-    mode = "RGB" if alpha is None else "RGBA"
+    planes = rgb[..., :1] if gray else rgb
+    data = planes if alpha is None else torch.cat([planes, alpha.unsqueeze(-1)], dim=-1)
+    mode = ("L" if gray else "RGB") if alpha is None else ("LA" if gray else "RGBA")
     img = Image.frombytes(
         mode, (w, h), data.contiguous().cpu().numpy().tobytes()
     )
+    if fmt in ("jpeg", "webp") and mode == "LA":
+        img = img.convert("RGBA")  # neither encoder takes LA
     out = io.BytesIO()
     if fmt == "png":
         img.save(out, format="PNG", compress_level=6)
     elif fmt == "jpeg":
-        img.convert("RGB").save(out, format="JPEG", quality=quality)
+        img.convert("L" if mode == "L" else "RGB").save(out, format="JPEG", quality=quality)
     elif fmt == "webp":
         img.save(out, format="WEBP", quality=quality)
     else:

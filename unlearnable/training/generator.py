@@ -75,6 +75,7 @@ class GeneratorTrainingConfig:
     adv_eps_text: str = "0"
     milestones: tuple[int, ...] = ()  # epochs at which both learning rates are multiplied by 0.1
     min_steps: int = 0  # stretch the epochs (both phases) until the run takes at least this many steps
+    max_stretched_epochs: int = 150  # ...but a small folder's stretched run stops at this many epochs
     victim_lr: float = 0.01  # beta_cls, SGD
     victim_momentum: float = 0.9
     gen_optimizer: str = "adam"  # adam | sgd
@@ -315,7 +316,8 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:
-    """Multiply both phases' epochs (and milestones) so the run takes at least ``min_steps`` steps.
+    """Multiply both phases' epochs (and milestones) so the run takes at least ``min_steps`` steps,
+    or ``max_stretched_epochs`` epochs if that comes first.
 
     A schedule in epochs gives a small folder few steps: 2,000 pictures got 192 steps and
     49.84% protected accuracy, 544 steps gave 31.86% (README, "Generalisation").
@@ -323,7 +325,9 @@ def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorT
     steps = config.total_epochs * math.ceil(images / config.batch_size)
     if not config.min_steps or not steps or steps >= config.min_steps:
         return config
-    f = math.ceil(config.min_steps / steps)
+    # a few hundred pictures would otherwise be seen ~500 times each and take 15+ minutes;
+    # 150 passes already fit the shortcut (README, "Protection without labels")
+    f = max(1, min(math.ceil(config.min_steps / steps), config.max_stretched_epochs // max(config.total_epochs, 1)))
     return replace(config, warmup_epochs=config.warmup_epochs * f, epochs=config.epochs * f,
                    milestones=tuple(m * f for m in config.milestones))
 
