@@ -178,3 +178,41 @@ def test_a_grayscale_picture_stays_grayscale_within_budget(tmp_path, gen_file):
             assert out.mode == mode
             diff = np.abs(np.asarray(out, dtype=int) - np.asarray(orig, dtype=int))
             assert 0 < diff.max() <= 8
+
+
+def _pictures(src, n=2):
+    src.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (8, 8), (i, 20, 30)).save(src / f"{i}.png")
+    return src
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(tmp_path, gen_file):
+    from unlearnable.poison import OutputLock
+
+    src, out = _pictures(tmp_path / "in"), tmp_path / "out"
+    out.mkdir()
+    with OutputLock(out, (0, 1)):  # the first run, mid-way
+        res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(out)])
+        assert res.exit_code == 1 and "being written by another" in res.output and f"pid {os.getpid()}" in res.output
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(out)])
+    assert res.exit_code == 0, res.output  # free again once it has finished
+
+
+def test_made_by_unlearnable_is_decided_by_content(tmp_path, gen_file):
+    src, out = _pictures(tmp_path / "in"), tmp_path / "mine"
+    out.mkdir()
+    (out / "manifest.txt").write_text("my packing list")
+    (out / "holiday.png").write_bytes(b"precious")
+    res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(out)])
+    assert res.exit_code == 1 and "not made by unlearnable" in res.output
+    assert (out / "holiday.png").read_bytes() == b"precious" and not (out / "0.png").exists()
+
+
+def test_a_damaged_or_foreign_project_file_is_never_trusted(tmp_path):
+    for content, msg in (("{not json", "damaged"), ('{"protected": "/etc", "report": "/tmp/x"}', "unexpected entry"),
+                         ('{"made_by": "someone else"}', "not written by unlearnable"),
+                         ('{"protected": "relative/path"}', "unexpected entry")):
+        (tmp_path / ".unlearnable.json").write_text(content)
+        res = runner.invoke(app, ["evaluate"])
+        assert res.exit_code == 1 and msg in res.output and "Traceback" not in res.output

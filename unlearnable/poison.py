@@ -276,13 +276,68 @@ class _State:
         self._fh.close()
 
 
+def made_by_unlearnable(out_dir: Path) -> bool:
+    """True if ``out_dir`` holds a manifest of ours: a header with the generator's checksum.
+
+    Decided by content, not by a file name anyone could have (a user's own manifest.txt).
+    """
+    def header_of(path: Path) -> dict | None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if path.suffix == ".jsonl":
+                    return json.loads(fh.readline())
+                return json.load(fh).get("header")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return None
+
+    for path in out_dir.glob("manifest*.json*"):
+        header = header_of(path) if path.is_file() else None
+        if isinstance(header, dict) and isinstance(header.get("generator_sha256"), str) and "format" in header:
+            return True
+    return False
+
+
+class OutputLock:
+    """An exclusive lock on an output folder (per shard), held while `poison` writes into it.
+
+    A second run into the same folder is refused with the first one's process id. The lock is
+    the operating system's (``flock``), so it disappears with a crashed process.
+    """
+
+    def __init__(self, out_dir: Path, shard: tuple[int, int]):
+        k, n = shard
+        self.path = out_dir / (".unlearnable.lock" if n == 1 else f".unlearnable.shard-{k}-of-{n}.lock")
+        self.fh = None
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        self.fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise DataError(f"{self.path.parent} is being written by another `unlearnable poison` run ({holder}); "
+                            "wait for it to finish or choose another --out") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()  # releases the lock
+
+
 def _prepare_output(input_dir: Path, out_dir: Path) -> None:
     check_output_location(input_dir, out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
             raise DataError(f"--out {out_dir} exists and is not a folder; choose another --out")
-        ours = any(p.name.startswith("manifest.") for p in out_dir.iterdir() if p.is_file())
-        if any(out_dir.iterdir()) and not ours:
+        contents = [p for p in out_dir.iterdir() if not p.name.startswith(".unlearnable")]  # our lock files
+        if contents and not made_by_unlearnable(out_dir):
             raise DataError(f"--out {out_dir} is not empty and was not made by unlearnable; choose an empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -403,118 +458,119 @@ def protect_folder(
         # any other picture its nearest class's key
         labels = {r: class_of(r, info.class_names) for r in all_rels}
     _prepare_output(input_dir, out_dir)
-    names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
-    files, rels = all_files[k::n], all_rels[k::n]
-    partial_name, manifest_name = _shard_names(k, n)
-    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text}
-    state = _State(out_dir, header, partial_name)
-    result = PoisonResult(
-        input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
-        files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}",
-    )
-    for skip in special[k::n]:
-        result.skipped.append(asdict(skip))
-        if on_skip:
-            on_skip(skip)
-    start = time.perf_counter()
-    workers = config.workers or min(8, (os.cpu_count() or 2))
-    writing: deque = deque()  # futures of files being encoded and written, in order
-    in_flight: deque = deque()  # their sizes in pixels
+    with OutputLock(out_dir, config.shard):
+        names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
+        files, rels = all_files[k::n], all_rels[k::n]
+        partial_name, manifest_name = _shard_names(k, n)
+        header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text}
+        state = _State(out_dir, header, partial_name)
+        result = PoisonResult(
+            input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
+            files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}",
+        )
+        for skip in special[k::n]:
+            result.skipped.append(asdict(skip))
+            if on_skip:
+                on_skip(skip)
+        start = time.perf_counter()
+        workers = config.workers or min(8, (os.cpu_count() or 2))
+        writing: deque = deque()  # futures of files being encoded and written, in order
+        in_flight: deque = deque()  # their sizes in pixels
 
-    def collect(block: bool) -> None:
-        while writing and (block or writing[0].done()):
-            entry = writing.popleft().result()
-            in_flight.popleft()
-            state.record(entry)
-            result.protected += 1
-
-    batch: list[tuple[str, str, Decoded]] = []
-    batch_pixels = 0
-
-    def run_batch() -> None:
-        nonlocal batch, batch_pixels
-        by_shape: dict[tuple, list] = {}
-        for item in batch:
-            by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
-        for group in by_shape.values():
-            x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
-            y = batch_keys(generator, x, [labels.get(r) for r, _, _ in group])
-            deltas = _perturb_at(generator, x, y, config).cpu()
-            del x
-            for (rel, digest, dec), delta in zip(group, deltas):
-                writing.append(pool.submit(_finish_one, rel, digest, dec, delta, levels, config, out_dir, names[rel]))
-                in_flight.append(delta.shape[1] * delta.shape[2])
-        batch, batch_pixels = [], 0
-        collect(block=False)
-        if on_progress:
-            finished = result.already_done + len(result.skipped) + result.protected
-            on_progress(finished, len(files))
-
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unlearnable-io")
-    try:
-        todo = []
-        for path, rel in zip(files, rels):
-            prev = state.done.get(rel)
-            if prev and (out_dir / prev["output"]).exists() and prev.get("source_sha256") == sha256_file(path):
-                result.already_done += 1
-            else:
-                todo.append((path, rel))
-        window = 2 * config.batch_size + workers
-        for rel, digest, dec, err in _Prefetcher(pool, todo, window, config.pixel_budget):
-            if err is not None:
-                if config.strict:
-                    raise DataError(f"{rel}: {err} (stopped because of --strict)") from None
-                skip = Skipped(rel, str(err))
-                result.skipped.append(asdict(skip))
-                if on_skip:
-                    on_skip(skip)
-            else:
-                pixels = dec.rgb.shape[0] * dec.rgb.shape[1]
-                if batch and batch_pixels + pixels > config.pixel_budget:
-                    run_batch()
-                batch.append((rel, digest, dec))
-                batch_pixels += pixels
-                if len(batch) >= config.batch_size:
-                    run_batch()
-            while writing and (len(writing) > window or sum(in_flight) > 2 * config.pixel_budget):
-                writing[0].result()  # wait for the oldest write: memory stays bounded
-                collect(block=False)
-            collect(block=False)
-        if batch:
-            run_batch()
-        collect(block=True)
-        if on_progress:
-            on_progress(len(files), len(files))
-    finally:
-        # whatever stopped us, files already being written are finished and recorded
-        for fut in writing:
-            try:
-                state.record(fut.result())
+        def collect(block: bool) -> None:
+            while writing and (block or writing[0].done()):
+                entry = writing.popleft().result()
+                in_flight.popleft()
+                state.record(entry)
                 result.protected += 1
-            except Exception:  # noqa: BLE001 - the first error is the one being raised
-                pass
-        pool.shutdown(wait=True, cancel_futures=True)
-        state.close()
-    result.seconds = time.perf_counter() - start
-    result.images_per_s = result.protected / result.seconds if result.seconds > 0 else 0.0
-    entries = [state.done[r] for r in rels if r in state.done]
-    result.max_change_levels = max((e["max_change_levels"] for e in entries), default=0)
-    finite = [e["psnr"] for e in entries if e["psnr"] is not None]
-    result.mean_psnr = sum(finite) / len(finite) if finite else None
-    manifest = {
-        "header": header,
-        "input_dir": str(input_dir.resolve()),
-        "generator": str(Path(gen_path).resolve()),
-        "budget_levels": levels,
-        "shard": f"{k}/{n}",
-        "files": entries,
-        "skipped": result.skipped,
-    }
-    atomic_write_bytes(out_dir / manifest_name, json.dumps(manifest, indent=1).encode())
-    os.unlink(out_dir / partial_name)
-    if n > 1:
-        result.merged = merge_shards(out_dir, n)
-    return result
+
+        batch: list[tuple[str, str, Decoded]] = []
+        batch_pixels = 0
+
+        def run_batch() -> None:
+            nonlocal batch, batch_pixels
+            by_shape: dict[tuple, list] = {}
+            for item in batch:
+                by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
+            for group in by_shape.values():
+                x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
+                y = batch_keys(generator, x, [labels.get(r) for r, _, _ in group])
+                deltas = _perturb_at(generator, x, y, config).cpu()
+                del x
+                for (rel, digest, dec), delta in zip(group, deltas):
+                    writing.append(pool.submit(_finish_one, rel, digest, dec, delta, levels, config, out_dir, names[rel]))
+                    in_flight.append(delta.shape[1] * delta.shape[2])
+            batch, batch_pixels = [], 0
+            collect(block=False)
+            if on_progress:
+                finished = result.already_done + len(result.skipped) + result.protected
+                on_progress(finished, len(files))
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unlearnable-io")
+        try:
+            todo = []
+            for path, rel in zip(files, rels):
+                prev = state.done.get(rel)
+                if prev and (out_dir / prev["output"]).exists() and prev.get("source_sha256") == sha256_file(path):
+                    result.already_done += 1
+                else:
+                    todo.append((path, rel))
+            window = 2 * config.batch_size + workers
+            for rel, digest, dec, err in _Prefetcher(pool, todo, window, config.pixel_budget):
+                if err is not None:
+                    if config.strict:
+                        raise DataError(f"{rel}: {err} (stopped because of --strict)") from None
+                    skip = Skipped(rel, str(err))
+                    result.skipped.append(asdict(skip))
+                    if on_skip:
+                        on_skip(skip)
+                else:
+                    pixels = dec.rgb.shape[0] * dec.rgb.shape[1]
+                    if batch and batch_pixels + pixels > config.pixel_budget:
+                        run_batch()
+                    batch.append((rel, digest, dec))
+                    batch_pixels += pixels
+                    if len(batch) >= config.batch_size:
+                        run_batch()
+                while writing and (len(writing) > window or sum(in_flight) > 2 * config.pixel_budget):
+                    writing[0].result()  # wait for the oldest write: memory stays bounded
+                    collect(block=False)
+                collect(block=False)
+            if batch:
+                run_batch()
+            collect(block=True)
+            if on_progress:
+                on_progress(len(files), len(files))
+        finally:
+            # whatever stopped us, files already being written are finished and recorded
+            for fut in writing:
+                try:
+                    state.record(fut.result())
+                    result.protected += 1
+                except Exception:  # noqa: BLE001 - the first error is the one being raised
+                    pass
+            pool.shutdown(wait=True, cancel_futures=True)
+            state.close()
+        result.seconds = time.perf_counter() - start
+        result.images_per_s = result.protected / result.seconds if result.seconds > 0 else 0.0
+        entries = [state.done[r] for r in rels if r in state.done]
+        result.max_change_levels = max((e["max_change_levels"] for e in entries), default=0)
+        finite = [e["psnr"] for e in entries if e["psnr"] is not None]
+        result.mean_psnr = sum(finite) / len(finite) if finite else None
+        manifest = {
+            "header": header,
+            "input_dir": str(input_dir.resolve()),
+            "generator": str(Path(gen_path).resolve()),
+            "budget_levels": levels,
+            "shard": f"{k}/{n}",
+            "files": entries,
+            "skipped": result.skipped,
+        }
+        atomic_write_bytes(out_dir / manifest_name, json.dumps(manifest, indent=1).encode())
+        os.unlink(out_dir / partial_name)
+        if n > 1:
+            result.merged = merge_shards(out_dir, n)
+        return result
 
 
 def merge_shards(out_dir: Path, n: int) -> bool:

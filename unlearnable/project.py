@@ -21,18 +21,30 @@ from .io.images import atomic_write_bytes
 PROJECT_FILE = ".unlearnable.json"
 
 
+KEYS = ("protected", "clean", "test")  # the only entries; each an absolute folder path
+
+
 def load_project(cwd: Path | None = None) -> dict:
+    """The remembered folders, validated: a damaged or foreign file is refused, never trusted."""
     path = (cwd or Path.cwd()) / PROJECT_FILE
     if not path.exists():
         return {}
+    fix = f"delete {path} (it only remembers folder paths) or pass the folders explicitly"
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError):
-        raise UnlearnableError(f"{path} is damaged; delete it (it only remembers folder paths)") from None
-    return data if isinstance(data, dict) else {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        raise UnlearnableError(f"{path} is damaged; {fix}") from None
+    if not isinstance(data, dict) or data.get("made_by", "unlearnable") != "unlearnable":
+        raise UnlearnableError(f"{path} was not written by unlearnable; {fix}")  # (files of 0.1.0 had no made_by)
+    folders = {k: v for k, v in data.items() if k != "made_by"}
+    for key, value in folders.items():
+        if key not in KEYS or not isinstance(value, str) or not value or not Path(value).is_absolute():
+            raise UnlearnableError(f"{path} has an unexpected entry {key!r}; {fix}")
+    return folders
 
 
 def remember(updates: dict, cwd: Path | None = None) -> None:
     data = load_project(cwd)
     data.update({k: str(Path(v).resolve()) for k, v in updates.items() if v is not None})
-    atomic_write_bytes((cwd or Path.cwd()) / PROJECT_FILE, json.dumps(data, indent=1).encode())
+    payload = {"made_by": "unlearnable", **data}
+    atomic_write_bytes((cwd or Path.cwd()) / PROJECT_FILE, json.dumps(payload, indent=1).encode())
