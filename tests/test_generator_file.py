@@ -78,3 +78,33 @@ def test_presets_sizes():
     sizes = {k: sum(p.numel() for p in UNetGenerator(GeneratorConfig(channels=c)).parameters()) for k, c in GENERATOR_PRESETS.items()}
     assert 0.4e6 < sizes["small"] < 0.6e6
     assert 7.5e6 < sizes["paper"] < 8.0e6
+
+
+@pytest.mark.parametrize("config_update, msg", [
+    ({"channels": [8]}, "channels"),
+    ({"channels": [8, "x"]}, "channels"),
+    ({"channels": [8, 10**9]}, "channels"),
+    ({"eps": "8/255"}, "eps"),
+    ({"eps": 3.0}, "eps"),
+    ({"num_classes": -1}, "num_classes"),
+    ({"in_channels": 4}, "in_channels"),
+])
+def test_tampered_metadata_is_refused_in_one_line(gen_file, config_update, msg):
+    from safetensors import safe_open
+
+    with safe_open(str(gen_file), framework="pt") as fh:
+        config = json.loads(fh.metadata()["unlearnable.config"])
+    _rewrite(gen_file, meta_update={"unlearnable.config": json.dumps({**config, **config_update})})
+    with pytest.raises(GeneratorFileError, match=msg):
+        load_generator(gen_file)
+
+
+def test_tampered_side_fields_are_refused(gen_file):
+    for update, msg in (({"unlearnable.class_names": '[1, 2]'}, "class_names"),
+                        ({"unlearnable.image_size": "1e9"}, "image_size|damaged"),
+                        ({"unlearnable.training": "[]"}, "training")):
+        _rewrite(gen_file, meta_update=update)
+        with pytest.raises(GeneratorFileError, match=msg):
+            load_generator(gen_file)
+        _rewrite(gen_file, meta_update={"unlearnable.class_names": "[]", "unlearnable.image_size": "32",
+                                        "unlearnable.training": "{}"})

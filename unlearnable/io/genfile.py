@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from ..errors import GeneratorFileError, UnlearnableError
 from .images import atomic_path
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GeneratorConfig, UNetGenerator
-from ..models.victims import build_victim
+from ..models.victims import VICTIMS, build_victim
 
 FORMAT_VERSION = 3  # the newest format this version reads
 GENERATOR_FORMAT = 1
@@ -143,6 +143,32 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
     _write(path, generator, meta)
 
 
+def _names(value) -> list[str]:
+    if not isinstance(value, list) or len(value) > 1024 or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in value):
+        raise ValueError("class_names must be a list of at most 1024 non-empty names")
+    return value
+
+
+def _noise(value, method: str) -> dict:
+    """A source model's noise settings, checked field by field against NoiseSettings."""
+    from ..methods.noise import NoiseSettings  # the methods package imports this module
+
+    known = {f.name: f.type for f in fields(NoiseSettings)}
+    if not isinstance(value, dict) or set(value) - set(known) or value.get("method") != method:
+        raise ValueError("noise must hold NoiseSettings fields for the file's method")
+    for name in ("eps", "step_size", "adv_eps"):
+        v = value.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+            raise ValueError(f"noise.{name} must be a number in [0, 1], not {v!r}")
+    if not value.get("eps"):
+        raise ValueError("noise.eps must be greater than 0")
+    for name, hi in (("steps", 10_000), ("adv_steps", 10_000), ("eot", 100), ("target_shift", 1024)):
+        v = value.get(name, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+            raise ValueError(f"noise.{name} must be an integer in 0..{hi}, not {v!r}")
+    return value
+
+
 def _metadata(path: Path) -> dict:
     """The file's ``unlearnable.*`` metadata, prefix removed."""
     try:
@@ -185,15 +211,27 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
             f"(it runs gue, gue-at, {', '.join(NOISE_METHODS)}); upgrade unlearnable"
         )
     try:
+        class_names = _names(json.loads(meta.get("class_names", "[]")))
+        image_size = int(meta.get("image_size", 32))
+        if not 8 <= image_size <= 4096:
+            raise ValueError(f"image_size must be 8..4096, not {image_size}")
+        training = json.loads(meta.get("training", "{}"))
+        if not isinstance(training, dict):
+            raise ValueError("training must be an object")
         if "source" in meta:
+            source = json.loads(meta["source"])
+            if not isinstance(source, dict) or source.get("arch") not in VICTIMS:
+                raise ValueError(f"source.arch must be one of {', '.join(VICTIMS)}")
+            if len(class_names) < 2:
+                raise ValueError("a source model needs at least 2 class names")
             return SourceModelInfo(
                 method=method,
-                arch=json.loads(meta["source"])["arch"],
-                noise=json.loads(meta["noise"]),
+                arch=source["arch"],
+                noise=_noise(json.loads(meta["noise"]), method),
                 eps_text=meta.get("eps", ""),
-                image_size=int(meta.get("image_size", 32)),
-                class_names=json.loads(meta.get("class_names", "[]")),
-                training=json.loads(meta.get("training", "{}")),
+                image_size=image_size,
+                class_names=class_names,
+                training=training,
                 package_version=meta.get("package_version", ""),
                 created=meta.get("created", ""),
                 format_version=version,
@@ -201,15 +239,19 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
         config = GeneratorConfig.from_dict(json.loads(meta["config"]))
         if config.keys is not None and config.keys.clusters != config.num_classes:
             raise ValueError(f"the key model has {config.keys.clusters} keys, the generator {config.num_classes}")
+        if class_names and config.num_classes and len(class_names) != config.num_classes:
+            raise ValueError(f"{len(class_names)} class names for a generator of {config.num_classes} classes")
+        if config.num_classes and config.keys is None and not class_names:
+            raise ValueError("a label-aware generator without a key model needs its class names")
         return GeneratorInfo(
             config=config,
             eps_text=meta.get("eps", repr(config.eps)),
-            image_size=int(meta.get("image_size", 32)),
-            class_names=json.loads(meta.get("class_names", "[]")),
+            image_size=image_size,
+            class_names=class_names,
             method=meta.get("method", "gue"),
             solver=meta.get("solver", "bome"),
             victim=meta.get("victim", ""),
-            training=json.loads(meta.get("training", "{}")),
+            training=training,
             package_version=meta.get("package_version", ""),
             created=meta.get("created", ""),
             format_version=version,

@@ -37,11 +37,30 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = {k: d[k] for k in ("channels", "in_channels", "num_classes", "eps") if k in d}
-        known["channels"] = tuple(int(c) for c in known.get("channels", cls.channels))
-        if d.get("keys") is not None:
-            known["keys"] = KeyConfig.from_dict(d["keys"])
-        return cls(**known)
+        """Validated (types and ranges) before anything is built: raises ValueError saying which field."""
+        if not isinstance(d, dict):
+            raise ValueError("config must be an object")
+        channels = d.get("channels", list(cls.channels))
+        if (not isinstance(channels, list) or not 2 <= len(channels) <= MAX_LEVELS
+                or not all(_is_int(c) and 1 <= c <= MAX_WIDTH for c in channels)):
+            raise ValueError(f"channels must be 2-{MAX_LEVELS} integers in 1..{MAX_WIDTH}, not {channels!r}")
+        in_channels, num_classes, eps = d.get("in_channels", 3), d.get("num_classes", 0), d.get("eps")
+        if in_channels != 3 or not _is_int(in_channels):
+            raise ValueError(f"in_channels must be 3, not {in_channels!r}")
+        if not _is_int(num_classes) or not 0 <= num_classes <= 1024:
+            raise ValueError(f"num_classes must be an integer in 0..1024, not {num_classes!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+            raise ValueError(f"eps must be a number in (0, 1], not {eps!r}")
+        keys = KeyConfig.from_dict(d["keys"]) if d.get("keys") is not None else None
+        return cls(channels=tuple(channels), in_channels=3, num_classes=num_classes, eps=float(eps), keys=keys)
+
+
+MAX_LEVELS = 6  # U-Net depth a file may ask for
+MAX_WIDTH = 2048  # channels per level a file may ask for
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 GENERATOR_PRESETS = {
