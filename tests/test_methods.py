@@ -124,7 +124,8 @@ def test_every_method_protects_new_pictures_within_budget(tmp_path, method):
     make_synthetic_folder(tmp_path / "data", num_classes=3, per_class=8, size=16)
     make_synthetic_folder(tmp_path / "new", num_classes=3, per_class=2, size=16, seed=1)
     gen = tmp_path / f"{method}.safetensors"
-    res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", method, "--iterations", "2",
+    iterations = ["--iterations", "2"] if method != "tap" else []
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", method, *iterations,
                               "--image-size", "16", "--out", str(gen), "--json"])
     assert res.exit_code == 0, res.output
     info = read_info(gen)
@@ -133,6 +134,20 @@ def test_every_method_protects_new_pictures_within_budget(tmp_path, method):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["protected"] == 6 and 0 < data["max_change_levels"] <= 8
+    res = runner.invoke(app, ["poison", str(tmp_path / "new"), "--gen", str(gen), "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    for f in (tmp_path / "out").rglob("*.png"):  # the same noise for the same picture, run after run
+        assert f.read_bytes() == (tmp_path / "again" / f.relative_to(tmp_path / "out")).read_bytes(), f.name
+
+
+def test_a_flag_the_method_does_not_read_is_refused(tmp_path):
+    make_synthetic_folder(tmp_path / "data", num_classes=2, per_class=2, size=16)
+    for method, flags, named in (("rem", ["--epochs", "1"], "--epochs"), ("em", ["--inner-steps", "3", "--keys", "folders"],
+                                 "--inner-steps, --keys"), ("tap", ["--iterations", "5"], "--iterations"),
+                                 ("em", ["--adv-eps", "4/255"], "--adv-eps")):
+        res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", method, *flags],
+                            env={"COLUMNS": "250"})
+        assert res.exit_code == 2 and f"--method {method} does not use {named}" in res.output, res.output
 
 
 def test_gue_at_and_tgda_are_recorded_in_the_file(tmp_path):

@@ -24,9 +24,16 @@ class PGD:
     def alpha(self) -> float:
         return self.step_size if self.step_size is not None else self.eps / 4
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Untargeted attack: maximise CE(model(x + d), y) over ||d||_inf <= eps, x + d in [0, 1]."""
-        return self.run(model, x, lambda logits: F.cross_entropy(logits.float(), y))
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Untargeted attack: maximise CE(model(x + d), y) over ||d||_inf <= eps, x + d in [0, 1].
+
+        ``generator`` (a CPU ``torch.Generator``) draws the random start, for a reproducible result.
+        """
+        init = None
+        if self.random_start and generator is not None:
+            init = ((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device, x.dtype)
+        return self.run(model, x, lambda logits: F.cross_entropy(logits.float(), y), init=init)
 
     def run(self, model: nn.Module, x: torch.Tensor, objective, init: torch.Tensor | None = None) -> torch.Tensor:
         """Maximise ``objective(model(x_adv))`` inside the L-inf ball around x; detached x_adv.

@@ -119,7 +119,8 @@ class LogProgress:
         total, done = t["total"], t["completed"]
         elapsed = time.monotonic() - t["start"]
         count = f"{done:g}/{total:g}" if total else f"{done:g}"
-        eta = f", about {_clock(elapsed * (total - done) / done)} left" if total and 0 < done < total else ""
+        known = total and 0 < done < total and elapsed >= 5  # the first item says little about the rest
+        eta = f", about {_clock(elapsed * (total - done) / done)} left" if known else ""
         console.print(f"{t['description']}: {count} {t['info']} [{_clock(elapsed)} elapsed{eta}]".replace("  ", " "),
                       highlight=False, markup=False, soft_wrap=True)
 

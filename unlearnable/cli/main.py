@@ -23,7 +23,7 @@ from ..io.plot import plot_curves
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
-from ..methods import METHODS, default_generator
+from ..methods import METHODS, default_generator, unused_options
 from ..methods.source import SOURCE_PRESETS, source_config, train_source_file
 from ..models.victims import VICTIMS
 from ..training.generator import KEY_SOURCES, PRESETS, train_generator
@@ -120,6 +120,11 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+_TRAIN_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware", "adv_eps",
+                  "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters",
+                  "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images")
+
+
 @app.command("train-generator")
 def train_generator_cmd(
     data_dir: Path = typer.Argument(..., help="Folder of pictures, any layout (searched recursively); no labels needed."),
@@ -163,6 +168,14 @@ def train_generator_cmd(
             raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}", param_hint="--method")
         if fraction == 0:
             raise typer.BadParameter("must be greater than 0", param_hint="--fraction")
+        defaults = {"keys": "clusters", "encoder": "builtin", "resume": False, "allow_visible": False, "json_out": False}
+        given = [name for name, value in locals().items()
+                 if name in _TRAIN_OPTIONS and value is not None and value != defaults.get(name)]
+        unused = unused_options(method, given)
+        if unused:
+            flags = ", ".join("--" + u.replace("_", "-") for u in unused)
+            raise typer.BadParameter(f"--method {method} does not use {flags}; remove {'it' if len(unused) == 1 else 'them'} "
+                                     f"(see `unlearnable train-generator --help`)", param_hint="--method")
         if method != "gue":
             _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction,
                               max_images, seed, device, json_out)

@@ -16,6 +16,20 @@ from ..io.genfile import GeneratorInfo, SourceModelInfo, load_generator
 from .noise import NoiseSettings, defensive_noise
 
 METHODS = ("gue", "rem", "em", "tap")
+
+# The train-generator options each method reads; any other option given is refused, naming the
+# method (a flag that is parsed and then ignored is worse than an error).
+_COMMON = {"eps", "out", "preset", "image_size", "fraction", "max_images", "seed", "device", "json", "allow_visible"}
+_GUE = {"epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware", "adv_eps",
+        "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters", "encoder",
+        "max_minutes", "resume"}
+METHOD_OPTIONS = {"gue": _COMMON | _GUE, "rem": _COMMON | {"iterations", "adv_eps"},
+                  "em": _COMMON | {"iterations"}, "tap": _COMMON}
+
+
+def unused_options(method: str, given: list[str]) -> list[str]:
+    """The options in ``given`` (parameter names) that ``method`` does not read."""
+    return [g for g in given if g not in METHOD_OPTIONS[method]]
 DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
 
 

@@ -75,7 +75,7 @@ def defensive_noise(
                         x_u = crop_flip(x_u, generator=generator)
                     x_in = x_u
                     if adversary is not None:
-                        x_adv = adversary(model, x_u, y)
+                        x_adv = adversary(model, x_u, y, generator)
                         x_in = x_u + (x_adv - x_u).detach()  # da fixed, gradient flows to du
                     loss = F.cross_entropy(model(x_in).float(), target)
                     grad += torch.autograd.grad(loss, delta)[0]
