@@ -216,3 +216,29 @@ def test_a_damaged_or_foreign_project_file_is_never_trusted(tmp_path):
         (tmp_path / ".unlearnable.json").write_text(content)
         res = runner.invoke(app, ["evaluate"])
         assert res.exit_code == 1 and msg in res.output and "Traceback" not in res.output
+
+
+def test_decoding_ahead_is_bounded_in_pixels_from_the_first_file(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from unlearnable import poison as poison_module
+
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(6):
+        Image.new("RGB", (400, 300), (i, 0, 0)).save(src / f"{i}.png")  # 120,000 pixels each
+    items = [(p, p.name) for p in sorted(src.iterdir())]
+    started, peak = [], [0]
+    real_load = poison_module._Prefetcher._load
+
+    def load(self, path, rel):
+        started.append(rel)
+        peak[0] = max(peak[0], len(started) - done[0])
+        return real_load(self, path, rel)
+
+    done = [0]
+    monkeypatch.setattr(poison_module._Prefetcher, "_load", load)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in poison_module._Prefetcher(pool, items, window=64, pixel_budget=250_000):
+            done[0] += 1
+    assert len(started) == 6 and peak[0] <= 2  # 250,000 pixels hold two of these, never the window of 64

@@ -365,13 +365,13 @@ def _shard_names(k: int, n: int) -> tuple[str, str]:
 class _Prefetcher:
     """Hash and decode files in worker threads, ahead of the forward passes, in order.
 
-    At most ``window`` files are in flight; the window shrinks for large pictures so memory
-    stays bounded by about ``pixel_budget`` pixels whatever the folder holds.
+    At most ``window`` files are in flight, and at most about ``pixel_budget`` pixels: each
+    file's size is read from its header (cheap) before it is queued, so a folder of 24-MP
+    photos never has more than one or two decoding at once, from the very first file.
     """
 
     def __init__(self, pool: ThreadPoolExecutor, items: list[tuple[Path, str]], window: int, pixel_budget: int):
         self.pool, self.items, self.window, self.pixel_budget = pool, items, window, pixel_budget
-        self.largest = 1
 
     def _load(self, path: Path, rel: str):
         digest = sha256_file(path)
@@ -381,21 +381,32 @@ class _Prefetcher:
             return rel, digest, None, exc
 
     def __iter__(self):
-        pending: deque = deque()
+        pending: deque = deque()  # (future, pixels)
         it = iter(self.items)
+        nxt = next(it, None)
+        in_flight = 0
         while True:
-            limit = max(2, min(self.window, self.pixel_budget // self.largest))
-            while len(pending) < limit:
-                nxt = next(it, None)
-                if nxt is None:
+            while nxt is not None and len(pending) < self.window:
+                pixels = header_pixels(nxt[0])
+                if pending and in_flight + pixels > self.pixel_budget:
                     break
-                pending.append(self.pool.submit(self._load, *nxt))
+                pending.append((self.pool.submit(self._load, *nxt), pixels))
+                in_flight += pixels
+                nxt = next(it, None)
             if not pending:
                 return
-            rel, digest, dec, err = pending.popleft().result()
-            if dec is not None:
-                self.largest = max(self.largest, dec.rgb.shape[0] * dec.rgb.shape[1])
-            yield rel, digest, dec, err
+            future, pixels = pending.popleft()
+            in_flight -= pixels
+            yield future.result()
+
+
+def header_pixels(path: Path) -> int:
+    """Width x height from the file's header without decoding it; 0 when unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.width * img.height
+    except Exception:  # noqa: BLE001 - any failure is reported when the file is decoded
+        return 0
 
 
 def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels: int, config: PoisonConfig,
