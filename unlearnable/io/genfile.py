@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -150,12 +150,9 @@ def _names(value) -> list[str]:
 
 
 def _noise(value, method: str) -> dict:
-    """A source model's noise settings, checked field by field against NoiseSettings."""
-    from ..methods.noise import NoiseSettings  # the methods package imports this module
-
-    known = {f.name: f.type for f in fields(NoiseSettings)}
-    if not isinstance(value, dict) or set(value) - set(known) or value.get("method") != method:
-        raise ValueError("noise must hold NoiseSettings fields for the file's method")
+    """A source model's noise settings: known numeric fields in range (names checked by the methods)."""
+    if not isinstance(value, dict) or value.get("method") != method:
+        raise ValueError("noise must be an object for the file's method")
     for name in ("eps", "step_size", "adv_eps"):
         v = value.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):

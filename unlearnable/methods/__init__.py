@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import GeneratorFileError
 from ..io.genfile import GeneratorInfo, SourceModelInfo, load_generator
 from .noise import NoiseSettings, defensive_noise
 
@@ -59,5 +60,10 @@ def load_protector(path: Path, device: torch.device | str = "cpu") -> tuple[nn.M
     """The file's protector on ``device`` and what the file says about itself."""
     model, info = load_generator(path, device)
     if isinstance(info, SourceModelInfo):
-        return NoiseProtector(model, NoiseSettings(**info.noise)), info
+        try:
+            settings = NoiseSettings(**info.noise)
+        except TypeError:
+            raise GeneratorFileError(f"{path} has noise settings this version does not know: "
+                                     f"{sorted(info.noise)}; it was tampered with or needs a newer unlearnable") from None
+        return NoiseProtector(model, settings), info
     return model, info
