@@ -164,9 +164,8 @@ def main() -> None:
         k = args.per_class // 5
         base = work / "A"
         labelled, uploads = base / "labelled", base / "uploads"
-        class_tree([(p, c) for p, c in train if sorted((args.data / "train" / c).iterdir()).index(p) < k], labelled)
-        truth = flat_copy([(p, c) for c in classes for p in sorted((args.data / "train" / c).iterdir())[k:args.per_class]],
-                          uploads, seed=3)
+        class_tree(pictures_of(args.data / "train", classes, k), labelled)
+        truth = flat_copy(pictures_of(args.data / "train", classes, args.per_class - k, skip=k), uploads, seed=3)
         labels = work / "A_labels.csv"
         remove(labels)
         write_labels(labels, {f"{c}/{p.name}": c for c in classes for p in sorted((labelled / c).iterdir())}, "labelled/")

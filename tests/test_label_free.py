@@ -159,3 +159,19 @@ def test_trained_encoder_travels_inside_the_generator(tmp_path):
     k = model.key(x)
     assert k.shape == (5,) and int(k.max()) < 4
     assert torch.equal(load_keys(gen).centres, model.keys.centres)  # a keyed generator is an encoder file too
+
+
+def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, monkeypatch):
+    from unlearnable.cli import main as cli_main
+    from unlearnable.methods import default_generator
+
+    _flat_folder(tmp_path / "photos", per_class=2)
+    if default_generator() is not None:  # this checkout ships one
+        res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--json"],
+                            env={"COLUMNS": "250"})
+        assert res.exit_code == 0, res.output
+        assert "using the built-in generator" in res.output and "weakly" in res.output
+        assert json.loads(res.stdout)["protected"] == 6
+    monkeypatch.setattr(cli_main, "default_generator", lambda: None)
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out2")])
+    assert res.exit_code == 1 and "no built-in generator" in res.output

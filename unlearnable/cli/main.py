@@ -87,7 +87,9 @@ def poison(
             if gen is None:
                 raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
                                        "(make one with `unlearnable train-generator ./photos`)")
-            console.print(f"using the built-in generator {gen.name} (no --gen given; see the README for what it protects)")
+            console.print(f"using the built-in generator {gen.name} (no --gen given). It was trained on five CIFAR-10 "
+                          "classes and protects pictures unlike them only weakly (README, 'The built-in generator'); "
+                          "for real protection train one on your pictures: unlearnable train-generator ./photos")
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
                               shard=parse_shard(shard), workers=workers, work_size=work_size)
         with progress_bar("protecting", quiet=False) as bar:
