@@ -65,8 +65,8 @@ def main() -> None:
         return row
 
     start = time.perf_counter()
-    full = protect_and_measure("gue-cpu", [], with_clean=True)
-    protect_and_measure("gue-cpu-20pct", ["--fraction", "0.2"])
+    full = protect_and_measure("gue-cpu", ["--keys", "folders"], with_clean=True)
+    protect_and_measure("gue-cpu-20pct", ["--keys", "folders", "--fraction", "0.2"])
     if not args.no_paper_row:
         protect_and_measure(f"paper-algorithm-{args.paper_minutes:g}min",
                             ["--preset", "paper-small", "--max-minutes", str(args.paper_minutes)])

@@ -1,7 +1,8 @@
-"""Labelled image folders decoded once into uint8 tensors.
+"""Folders of pictures decoded once into uint8 tensors: labelled, unlabelled, or labelled by a CSV.
 
 A labelled folder has one first-level sub-folder per class (the ImageFolder convention);
-pictures deeper inside take the class of their first-level folder. Pictures are brought to
+pictures deeper inside take the class of their first-level folder. An unlabelled folder may
+have any layout. A labels CSV (``evaluate --labels``) names each picture's class. Pictures are brought to
 ``image_size`` x ``image_size`` by resizing the shorter side (bilinear, antialiased) and
 centre-cropping; 32x32 CIFAR pictures pass through untouched.
 """

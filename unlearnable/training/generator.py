@@ -153,7 +153,7 @@ def train_generator(
     on_step: Callable[[dict], None] | None = None,
     ctx: Context = SINGLE,
 ) -> TrainingResult:
-    """Train a generator on the labelled folder ``data_root`` and write it to ``out``.
+    """Train a generator on the pictures under ``data_root`` (any layout) and write it to ``out``.
 
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
     from it. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
