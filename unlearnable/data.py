@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable, Union
 
 import torch
-import torch.nn.functional as F
 
 from .errors import DataError
 from .io.images import Skipped, decode_image, list_images
+from .models.keys import fit_center
 
 
 @dataclass
@@ -42,14 +42,9 @@ class LabelledImages:
 def fit_to_size(rgb: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (H, W, 3) -> uint8 (3, size, size): shorter side resized to ``size``, centre crop."""
     img = rgb.permute(2, 0, 1)
-    h, w = img.shape[1:]
-    if (h, w) == (size, size):
+    if tuple(img.shape[1:]) == (size, size):
         return img.contiguous()
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    img = F.interpolate(img[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return img[:, top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
+    return fit_center(img[None].float(), size)[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def class_folders(root: Path) -> list[str]:
