@@ -185,14 +185,34 @@ def test_work_size_upsamples_a_low_resolution_perturbation_within_budget(tmp_pat
 
     gen, _ = load_generator(gen_file)
     x = torch.rand(2, 3, 64, 96)
-    delta = _perturb_at(gen, x, None, PoisonConfig(work_size=16))
+    delta = _perturb_at(gen, x, None, PoisonConfig(), 16)
     assert delta.shape == x.shape and delta.abs().max() <= 8 / 255 + 1e-6
     # smooth at the working scale: neighbouring pixels differ far less than at full resolution
-    full = _perturb_at(gen, x, None, PoisonConfig())
+    full = _perturb_at(gen, x, None, PoisonConfig(), 0)
     assert (delta.diff(dim=3).abs().mean() < 0.5 * full.diff(dim=3).abs().mean())
     Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy()).save(tmp_path / "big.png")
     res = protect_folder(tmp_path, gen_file, tmp_path.parent / "out-ws", PoisonConfig(work_size=16))
-    assert res.protected == 1 and res.max_change_levels <= 8
+    assert res.protected == 1 and res.max_change_levels <= 8 and res.work_size == 16
+
+
+def test_work_size_defaults_to_the_generators_training_size_and_resume_keeps_it(tmp_path, gen_file):
+    from unlearnable.io.genfile import load_generator
+    from unlearnable.poison import resolve_work_size
+
+    _, info = load_generator(gen_file)
+    assert resolve_work_size("auto", info.image_size) == info.image_size
+    assert resolve_work_size("full", 32) == 0 and resolve_work_size("48", 32) == 48
+    for bad in ("4", "big", "-1"):
+        with pytest.raises(DataError, match="--work-size must be auto, full"):
+            resolve_work_size(bad, 32)
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray((torch.rand(64, 96, 3) * 255).byte().numpy()).save(src / "big.png")
+    res = protect_folder(src, gen_file, tmp_path / "out")
+    assert res.work_size == info.image_size
+    # an output folder made at one working size is not continued at another
+    with pytest.raises(DataError, match="work_size differs"):
+        protect_folder(src, gen_file, tmp_path / "out", PoisonConfig(work_size="full"))
 
 
 def test_tiles_leave_no_seams():

@@ -58,7 +58,9 @@ class PoisonConfig:
     pixel_budget: int = 8_000_000  # pixels per forward batch, and roughly in flight: bounds memory
     workers: int = 0  # decode/encode threads; 0 = up to 8, one per CPU core
     shard: tuple[int, int] = (0, 1)  # (k, n): protect only every n-th picture from the k-th
-    work_size: int | None = None  # compute the perturbation with the shorter side at this many pixels, upsample
+    # compute the perturbation with the shorter side at this many pixels and upsample it:
+    # "auto" = the generator's training size (README, "Resolution policy"), 0 = full resolution
+    work_size: int | str = "auto"
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PoisonResult:
     skipped: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     images_per_s: float = 0.0
+    work_size: int = 0  # the shorter side the perturbation was computed at (0: full resolution)
     max_change_levels: int = 0
     budget_levels: int = 0
     mean_psnr: float | None = None
@@ -175,17 +178,33 @@ def perturbation(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | 
     return out / weight
 
 
-def _perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig) -> torch.Tensor:
-    """The perturbation at full size, or computed at ``config.work_size`` and upsampled.
+def resolve_work_size(work_size: int | str, trained_size: int) -> int:
+    """The shorter side to compute perturbations at: ``auto`` is the generator's training size."""
+    if work_size == "auto":
+        return trained_size
+    if work_size == "full":
+        return 0
+    try:
+        size = int(work_size)
+    except (TypeError, ValueError):
+        size = -1
+    if size != 0 and size < 8:
+        raise DataError(f"--work-size must be auto, full or a number of pixels >= 8, not {work_size!r}")
+    return size
+
+
+def _perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig,
+                work_size: int) -> torch.Tensor:
+    """The perturbation at full size, or computed with the shorter side at ``work_size`` and upsampled.
 
     Bilinear upsampling makes every pixel a convex combination of computed ones, so the
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
     which is what survives a trainer's downscaling (README, "Resolution policy").
     """
     h, w = x.shape[2:]
-    if not config.work_size or min(h, w) <= config.work_size:
+    if not work_size or min(h, w) <= work_size:
         return perturbation(generator, x, y, config.tile, config.tile_overlap)
-    scale = config.work_size / min(h, w)
+    scale = work_size / min(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     delta = perturbation(generator, small, y, config.tile, config.tile_overlap)
@@ -260,8 +279,8 @@ class _State:
 
     @staticmethod
     def _check_header(found: dict, header: dict, out_dir: Path) -> None:
-        for key in ("generator_sha256", "format"):
-            if found.get(key) != header[key]:
+        for key in ("generator_sha256", "format", "work_size"):
+            if found.get(key, 0 if key == "work_size" else None) != header[key]:
                 raise DataError(
                     f"{out_dir} holds output of a different run ({key} differs); choose another --out "
                     "or delete that folder"
@@ -453,6 +472,7 @@ def protect_folder(
         raise DataError(f"no pictures found in {input_dir} (looked for files ending in {', '.join(IMAGE_SUFFIXES)})")
     generator, info = load_protector(gen_path, device)
     levels = int(math.floor(info.eps * 255 + 1e-6))
+    work_size = resolve_work_size(config.work_size, info.image_size)
     all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
     labels = {}
     if info.needs_labels:
@@ -473,11 +493,12 @@ def protect_folder(
         names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
         files, rels = all_files[k::n], all_rels[k::n]
         partial_name, manifest_name = _shard_names(k, n)
-        header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text}
+        header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": info.eps_text,
+                  "work_size": work_size}
         state = _State(out_dir, header, partial_name)
         result = PoisonResult(
             input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
-            files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}",
+            files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size,
         )
         for skip in special[k::n]:
             result.skipped.append(asdict(skip))
@@ -506,7 +527,7 @@ def protect_folder(
             for group in by_shape.values():
                 x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(device)
                 y = batch_keys(generator, x, [labels.get(r) for r, _, _ in group])
-                deltas = _perturb_at(generator, x, y, config).cpu()
+                deltas = _perturb_at(generator, x, y, config, work_size).cpu()
                 del x
                 for (rel, digest, dec), delta in zip(group, deltas):
                     writing.append(pool.submit(_finish_one, rel, digest, dec, delta, levels, config, out_dir, names[rel]))

@@ -73,7 +73,7 @@ def poison(
     tile: int = typer.Option(512, "--tile", min=128, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
     shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
-    work_size: Optional[int] = typer.Option(None, "--work-size", min=8, help="Compute the perturbation with the shorter side at this many pixels and upsample it (bilinear, bound kept): survives a trainer's downscaling. Default: full resolution."),
+    work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:

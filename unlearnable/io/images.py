@@ -211,6 +211,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
+# zlib level 1: on 24-megapixel photos several times faster to write than Pillow's default 6,
+# for files about 10% larger (README, "Speed"); PNG stays lossless at every level.
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95,
                  gray: bool = False) -> bytes:
     """Encode uint8 RGB (and alpha) as PNG (lossless), or JPEG/WebP when asked for.
@@ -228,7 +233,7 @@ def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png"
         img = img.convert("RGBA")  # neither encoder takes LA
     out = io.BytesIO()
     if fmt == "png":
-        img.save(out, format="PNG", compress_level=6)
+        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     elif fmt == "jpeg":
         img.convert("L" if mode == "L" else "RGB").save(out, format="JPEG", quality=quality)
     elif fmt == "webp":
