@@ -20,15 +20,10 @@ from pathlib import Path
 
 from benchlib import cli, make_subset, remove
 
-METHODS = {
-    # name: train-generator arguments (the GUE rows key by class folder, as REM/EM/TAP must)
-    "gue-bome": ["--method", "gue", "--keys", "folders"],
-    "gue-tgda": ["--method", "gue", "--solver", "tgda", "--keys", "folders"],
-    "gue-at": ["--method", "gue", "--adv-eps", "4/255", "--keys", "folders"],
-    "rem": ["--method", "rem"],
-    "em": ["--method", "em"],
-    "tap": ["--method", "tap"],
-}
+from unlearnable.methods import METHODS as REGISTRY
+
+# row name -> train-generator arguments, from the method registry
+METHODS = {row: args for method in REGISTRY.values() for row, args in method.benchmark_rows().items()}
 
 
 def main() -> None:

@@ -181,14 +181,14 @@ def test_streaming_is_deterministic_whatever_the_threads_and_memory_budget(tmp_p
 
 def test_work_size_upsamples_a_low_resolution_perturbation_within_budget(tmp_path, gen_file):
     from unlearnable.io.genfile import load_generator
-    from unlearnable.poison import _perturb_at
+    from unlearnable.poison import perturb_at
 
     gen, _ = load_generator(gen_file)
     x = torch.rand(2, 3, 64, 96)
-    delta = _perturb_at(gen, x, None, PoisonConfig(), 16)
+    delta = perturb_at(gen, x, None, PoisonConfig(), 16)
     assert delta.shape == x.shape and delta.abs().max() <= 8 / 255 + 1e-6
     # smooth at the working scale: neighbouring pixels differ far less than at full resolution
-    full = _perturb_at(gen, x, None, PoisonConfig(), 0)
+    full = perturb_at(gen, x, None, PoisonConfig(), 0)
     assert (delta.diff(dim=3).abs().mean() < 0.5 * full.diff(dim=3).abs().mean())
     Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy()).save(tmp_path / "big.png")
     res = protect_folder(tmp_path, gen_file, tmp_path.parent / "out-ws", PoisonConfig(work_size=16))

@@ -118,7 +118,7 @@ def test_errors_under_json_are_a_json_object(tmp_path, gen_file):
 
 
 def test_disk_errors_are_one_line_and_resumable(tmp_path, gen_file, monkeypatch):
-    from unlearnable import poison as poison_module
+    from unlearnable.poison import pipeline as poison_module
 
     src = tmp_path / "in"
     src.mkdir()
@@ -156,8 +156,8 @@ def test_a_resume_record_cut_by_a_crash_survives_two_resumes(tmp_path, gen_file)
     for f in manifest["files"][2:]:
         (out / f["output"]).unlink()
     first = (out / "manifest.partial.jsonl").read_text()
-    from unlearnable.poison import _State
-    _State(out, manifest["header"]).close()  # the first resume drops the cut line...
+    from unlearnable.poison.record import State
+    State(out, manifest["header"]).close()  # the first resume drops the cut line...
     with open(out / "manifest.partial.jsonl", "a") as fh:  # ...appends (as a run would)...
         fh.write(json.dumps(manifest["files"][2]) + "\n")
     assert (out / "manifest.partial.jsonl").read_text() != first
@@ -221,7 +221,7 @@ def test_a_damaged_or_foreign_project_file_is_never_trusted(tmp_path):
 def test_decoding_ahead_is_bounded_in_pixels_from_the_first_file(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from unlearnable import poison as poison_module
+    from unlearnable.poison import pipeline
 
     src = tmp_path / "big"
     src.mkdir()
@@ -229,7 +229,7 @@ def test_decoding_ahead_is_bounded_in_pixels_from_the_first_file(tmp_path, monke
         Image.new("RGB", (400, 300), (i, 0, 0)).save(src / f"{i}.png")  # 120,000 pixels each
     items = [(p, p.name) for p in sorted(src.iterdir())]
     started, peak = [], [0]
-    real_load = poison_module._Prefetcher._load
+    real_load = pipeline._Prefetcher._load
 
     def load(self, path, rel):
         started.append(rel)
@@ -237,8 +237,8 @@ def test_decoding_ahead_is_bounded_in_pixels_from_the_first_file(tmp_path, monke
         return real_load(self, path, rel)
 
     done = [0]
-    monkeypatch.setattr(poison_module._Prefetcher, "_load", load)
+    monkeypatch.setattr(pipeline._Prefetcher, "_load", load)
     with ThreadPoolExecutor(4) as pool:
-        for _ in poison_module._Prefetcher(pool, items, window=64, pixel_budget=250_000):
+        for _ in pipeline._Prefetcher(pool, items, window=64, pixel_budget=250_000):
             done[0] += 1
     assert len(started) == 6 and peak[0] <= 2  # 250,000 pixels hold two of these, never the window of 64

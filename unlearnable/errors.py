@@ -23,3 +23,7 @@ class GeneratorFileError(UnlearnableError):
 
 class GuaranteeError(UnlearnableError):
     """A protected image would have moved a pixel further than the budget allows."""
+
+
+class ConfigError(UnlearnableError):
+    """Options that cannot go together, or a value a method does not know: a usage error (exit 2)."""

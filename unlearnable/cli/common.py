@@ -13,10 +13,11 @@ from typing import Iterator
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..budget import Budget, check_invisible, parse_budget
-from ..errors import UnlearnableError
+from ..errors import ConfigError, UnlearnableError
 
 # Human output goes to stderr; stdout carries data only (--json).
 console = Console(stderr=True)
@@ -43,6 +44,15 @@ def budget_option(value: str | None, allow_zero: bool = False, name: str = "--ep
         raise typer.BadParameter(str(exc)) from None
 
 
+def summary_table(title: str, columns: dict[str, str]) -> Table:
+    """A one-row summary table: column name -> value, right-aligned."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right")
+    table.add_row(*columns.values())
+    return table
+
+
 def emit_json(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
@@ -67,6 +77,8 @@ def error_boundary(json_out: bool = False, resume_hint: str = "run the same comm
         if json_out:
             emit_json({"error": {"code": exc.exit_code, "message": exc.format_message()}})
         raise
+    except ConfigError as exc:  # the same: options that cannot go together, found by the library
+        raise fail(str(exc), 2) from None
     except UnlearnableError as exc:
         raise fail(str(exc), 1) from None
     except KeyboardInterrupt:

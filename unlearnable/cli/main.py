@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -23,12 +23,11 @@ from ..io.plot import plot_curves
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import load_project, remember
 from ..models.unet import GENERATOR_PRESETS
-from ..methods import METHODS, default_generator, unused_options
-from ..methods.source import SOURCE_PRESETS, source_config, train_source_file
+from ..methods import METHODS, default_generator, get_method
 from ..models.victims import VICTIMS
-from ..training.generator import KEY_SOURCES, PRESETS, train_generator
+from ..training.generator import PRESETS
 from ..training.victim import RECIPES
-from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint
+from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint, summary_table
 
 app = typer.Typer(
     add_completion=False,
@@ -122,9 +121,10 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-_TRAIN_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware", "adv_eps",
-                  "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters",
-                  "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images")
+# train-generator's method-specific options (parameter names); each method declares which it reads
+_METHOD_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware",
+                   "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters",
+                   "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images")
 
 
 @app.command("train-generator")
@@ -141,13 +141,13 @@ def train_generator_cmd(
     generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
     victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
     label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
-    keys: str = typer.Option("clusters", "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
+    keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
-    encoder: str = typer.Option("builtin", "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
     fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
-    method: str = typer.Option("gue", "--method", help=f"Protection method: {', '.join(METHODS)} (gue: a generator; rem, em, tap: a source model whose noise `poison` computes per picture)."),
+    method: str = typer.Option("gue", "--method", help="Protection method: " + "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()) + "."),
     adv_eps: Optional[str] = typer.Option(None, "--adv-eps", help="GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0); REM: rho_a (default eps/2)."),
     solver: Optional[str] = typer.Option(None, "--solver", help="Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
     leader_steps: Optional[int] = typer.Option(None, "--leader-steps", min=1, help="TGDA: generator steps m per round (default 1)."),
@@ -164,90 +164,29 @@ def train_generator_cmd(
 ) -> None:
     """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
     budget = budget_option(eps, allow_visible=allow_visible)
-    adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps") if adv_eps is not None else None
+    given = {name: value for name, value in locals().items() if name in _METHOD_OPTIONS and value is not None and value is not False}
+    if adv_eps is not None:
+        given["adv_eps"] = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary(json_out, rerun_hint("--resume")):
-        if method not in METHODS:
-            raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}", param_hint="--method")
-        if fraction == 0:
-            raise typer.BadParameter("must be greater than 0", param_hint="--fraction")
-        defaults = {"keys": "clusters", "encoder": "builtin", "resume": False, "allow_visible": False, "json_out": False}
-        given = [name for name, value in locals().items()
-                 if name in _TRAIN_OPTIONS and value is not None and value != defaults.get(name)]
-        unused = unused_options(method, given)
-        if unused:
-            flags = ", ".join("--" + u.replace("_", "-") for u in unused)
-            raise typer.BadParameter(f"--method {method} does not use {flags}; remove {'it' if len(unused) == 1 else 'them'} "
-                                     f"(see `unlearnable train-generator --help`)", param_hint="--method")
-        if method != "gue":
-            _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction,
-                              max_images, seed, device, json_out)
-            return
-        if solver is not None and solver not in ("bome", "tgda"):
-            raise typer.BadParameter("choose bome or tgda", param_hint="--solver")
-        if preset not in PRESETS:
-            raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", param_hint="--preset")
-        if keys not in KEY_SOURCES:
-            raise typer.BadParameter(f"choose {' or '.join(KEY_SOURCES)}", param_hint="--keys")
-        if clusters is not None and keys != "clusters":
-            raise typer.BadParameter("--clusters goes with --keys clusters (folders gives one key per class)", param_hint="--clusters")
-        overrides = {"eps": budget.value, "eps_text": budget.text, "image_size": image_size, "seed": seed,
-                     "fraction": fraction, "max_images": max_images, "max_minutes": max_minutes,
-                     "keys": keys, "clusters": clusters, "encoder": _encoder_file(encoder)}
-        if adv is not None:
-            overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
-        if epochs is not None or warmup_epochs is not None:
-            overrides["min_steps"] = 0  # explicit epochs mean exactly that
-        for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("inner_steps", inner_steps),
-                           ("batch_size", batch_size), ("generator", generator), ("victim", victim),
-                           ("label_aware", label_aware), ("solver", solver), ("leader_steps", leader_steps),
-                           ("follower_steps", follower_steps), ("cg_steps", cg_steps), ("cg_tol", cg_tol),
-                           ("damping", damping)):
-            if value is not None:
-                overrides[key] = value
-        config = replace(PRESETS[preset], **overrides)
-        if config.victim not in VICTIMS:
-            raise typer.BadParameter(f"unknown victim {config.victim!r}; choose one of {', '.join(VICTIMS)}", param_hint="--victim")
+        chosen = get_method(method)
+        settings = chosen.settings(preset, budget, image_size, seed, given)
         dev, ctx = _setup(seed, device)
         with progress_bar("training", quiet=not ctx.is_main) as bar:
             load = bar.add_task("reading pictures", total=None, info="")
-            task = bar.add_task("training", total=None, info="", visible=False)
-
-            def on_step(s: dict) -> None:
-                total = s["epochs"] * s["steps_per_epoch"]
-                done = (s["epoch"] - 1) * s["steps_per_epoch"] + s["step"]
-                info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
-                if "lambda" in s:
-                    info += f" J_a {s['J_a']:.3f} λ {s['lambda']:.2f}"
-                elif "cg" in s:
-                    info += f" J_a {s['J_a']:.3f} CG {s['cg']:.0f}"
-                bar.update(task, completed=done, total=total, visible=True, info=info + f" {s['images_per_s']:.0f} img/s")
-
-            result = train_generator(
-                data_dir, out, config, dev, resume=resume,
-                on_load=lambda d, t: bar.update(load, completed=d, total=t), on_step=on_step, ctx=ctx,
+            task = bar.add_task(f"training the {chosen.written}", total=None, info="", visible=False)
+            report = chosen.train(
+                data_dir, out, settings, dev, resume=resume, ctx=ctx,
+                on_load=lambda d, t: bar.update(load, completed=d, total=t),
+                on_progress=lambda d, t, info: bar.update(task, completed=d, total=t, visible=True, info=info),
             )
         if not ctx.is_main:
             return
-        table = Table(title=f"generator written to {result.output}" + (f" ({ctx.world} processes)" if ctx.active else ""))
-        for col in ("images", "skipped", "epochs", "steps", "minutes", "images/s", "stopped early"):
-            table.add_column(col, justify="right")
-        table.add_row(str(result.images), str(result.skipped), str(result.epochs_done), str(result.steps),
-                      f"{result.seconds / 60:.1f}", f"{result.images_per_s:.0f}", "yes" if result.stopped_early else "no")
-        console.print(table)
+        title = f"{chosen.written} written to {report.output}" + (f" ({ctx.world} processes)" if ctx.active else "")
+        columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
+                   "minutes": f"{report.seconds / 60:.1f}"}
+        console.print(summary_table(title, columns))
         if json_out:
-            emit_json({**result.to_dict(), "config": asdict(config), "device": str(dev)})
-
-
-def _encoder_file(choice: str) -> str | None:
-    """--encoder builtin|colour|FILE -> the file whose encoder gives key features, or None."""
-    if choice == "colour":
-        return None
-    if choice == "builtin":
-        found = default_generator()
-        return str(found) if found is not None else None
-    if not Path(choice).is_file():
-        raise typer.BadParameter(f"{choice} is not a file; use builtin, colour or an encoder file", param_hint="--encoder")
-    return choice
+            emit_json({**report.to_dict(), "method": chosen.name, "device": str(dev)})
 
 
 @app.command("train-encoder")
@@ -281,38 +220,6 @@ def train_encoder_cmd(
         console.print(table)
         if json_out:
             emit_json(result.to_dict())
-
-
-def _train_source_cmd(data_dir, out, method, preset, budget, adv, iterations, image_size, fraction, max_images, seed,
-                      device, json_out) -> None:
-    """`train-generator --method rem|em|tap`: train and save a source model."""
-    if preset not in SOURCE_PRESETS:
-        raise typer.BadParameter(f"--method {method} has presets {', '.join(SOURCE_PRESETS)}", param_hint="--preset")
-    overrides = {"image_size": image_size, "seed": seed}
-    if iterations is not None:
-        overrides["iterations"] = iterations
-    if adv is not None and method == "rem":
-        overrides["adv_eps"] = adv.value
-    elif adv is not None and adv.value > 0:
-        raise typer.BadParameter(f"--method {method} has no adversarial radius (only gue and rem)", param_hint="--adv-eps")
-    config = source_config(preset, method, budget.value, budget.text, **overrides)
-    seed_everything(seed)
-    dev = resolve_device(device)
-    with progress_bar("training") as bar:
-        load = bar.add_task("reading pictures", total=None, info="")
-        task = bar.add_task(f"training the {method.upper()} source model", total=None, info="", visible=False)
-        result = train_source_file(
-            data_dir, out, config, dev, fraction, max_images,
-            on_load=lambda d, t: bar.update(load, completed=d, total=t),
-            on_step=lambda s: bar.update(task, completed=s["step"], total=s["steps"], visible=True, info=f"loss {s['loss']:.3f}"),
-        )
-    table = Table(title=f"{method.upper()} source model written to {result['output']}")
-    for col in ("images", "skipped", "source model", "minutes"):
-        table.add_column(col, justify="right")
-    table.add_row(str(result["images"]), str(result["skipped"]), config.arch, f"{result['seconds'] / 60:.1f}")
-    console.print(table)
-    if json_out:
-        emit_json({**result, "config": asdict(config), "device": str(dev)})
 
 
 def _training_folders(protected_dir: Path | None, test: Path | None, clean: Path | None) -> tuple[Path, Path, Path | None]:

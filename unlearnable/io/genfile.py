@@ -178,8 +178,8 @@ def _metadata(path: Path) -> dict:
     return {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
 
 
-def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
-    """Read and validate only the metadata of a generator file."""
+def file_metadata(path: Path) -> dict:
+    """The ``unlearnable.*`` metadata of a protection file, after the checks every file passes."""
     path = Path(path)
     if path.is_dir():
         raise GeneratorFileError(f"{path} is a folder, not a generator file; pass the .safetensors file "
@@ -190,6 +190,19 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     if meta.get("kind") == "keys":
         raise GeneratorFileError(f"{path} is a key-encoder file, not a generator; pass it to "
                                  "`unlearnable train-generator --encoder` and protect with the generator that makes")
+    if "format_version" not in meta:
+        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
+    return meta
+
+
+def file_method(path: Path) -> str:
+    """The method that wrote a protection file (files before format 2 say nothing: gue)."""
+    return file_metadata(path).get("method", "gue")
+
+
+def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
+    """Read and validate only the metadata of a generator or source-model file."""
+    meta = file_metadata(path)
     if "format_version" not in meta or not ("config" in meta or "source" in meta):
         raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
     try:

@@ -1,0 +1,126 @@
+"""What every protection method is: the :class:`Method` interface and the registry.
+
+A method declares its name, the `train-generator` options it reads beyond the common ones,
+its presets, how those options become its settings, how it trains a protection file, and how
+a protection file becomes a protector callable ``(x, y) -> delta`` for `poison`. The CLI,
+`--help`, `poison` and the benchmark scripts take the list of methods from :data:`METHODS`;
+adding a method is one new module that calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..budget import Budget
+from ..errors import ConfigError, GeneratorFileError
+from ..io.genfile import file_method
+
+# Options every method reads (parameter names of `train-generator`).
+COMMON_OPTIONS = frozenset({"fraction", "max_images"})
+
+OnLoad = Callable[[int, int], None]  # (pictures read, pictures in all)
+OnProgress = Callable[[int, int, str], None]  # (steps done, steps in all, one line of state)
+
+
+@dataclass
+class TrainReport:
+    """What training wrote, the same shape for every method."""
+
+    output: str
+    images: int
+    skipped: int
+    seconds: float
+    table: dict[str, str] = field(default_factory=dict)  # extra summary columns, in order
+    details: dict[str, Any] = field(default_factory=dict)  # everything else, for --json
+
+    def to_dict(self) -> dict:
+        return {"output": self.output, "images": self.images, "skipped": self.skipped,
+                "seconds": self.seconds, **self.details}
+
+
+class Method:
+    """One protection method. Subclasses set the class attributes and implement the three steps."""
+
+    name: str = ""
+    summary: str = ""  # one line for --help
+    presets: tuple[str, ...] = ("cpu",)
+    options: frozenset[str] = frozenset()  # train-generator options read beyond COMMON_OPTIONS
+    file_methods: tuple[str, ...] = ()  # the `method` values of the files it reads (default: its name)
+    written: str = "protection file"  # what train-generator writes, in messages
+
+    def check_options(self, given: dict[str, Any]) -> None:
+        """Refuse options this method does not read, naming it."""
+        if given.get("fraction") is not None and not 0 < given["fraction"] <= 1:
+            raise ConfigError(f"--fraction must be in (0, 1], not {given['fraction']}")
+        unused = sorted(set(given) - self.options - COMMON_OPTIONS)
+        if unused:
+            flags = ", ".join("--" + u.replace("_", "-") for u in unused)
+            raise ConfigError(f"--method {self.name} does not use {flags}; remove {'it' if len(unused) == 1 else 'them'} "
+                              "(see `unlearnable train-generator --help`)")
+
+    def settings(self, preset: str, budget: Budget, image_size: int, seed: int, given: dict[str, Any]) -> Any:
+        """The settings for this run: ``preset`` with the options the user ``given`` (non-default only)."""
+        raise NotImplementedError
+
+    def train(self, data_dir: Path, out: Path, settings: Any, device: torch.device, *, resume: bool = False,
+              ctx=None, on_load: OnLoad | None = None, on_progress: OnProgress | None = None) -> TrainReport:
+        """Train on ``data_dir`` and write the protection file ``out``."""
+        raise NotImplementedError
+
+    def load(self, path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
+        """The protector in file ``path`` (``(x, y) -> delta``, eval mode) and the file's info.
+
+        The info has at least ``eps``, ``eps_text``, ``image_size``, ``class_names`` and
+        ``needs_labels``; ``config.keys`` (or None) if the protector keys pictures itself.
+        """
+        raise NotImplementedError
+
+    def benchmark_rows(self) -> dict[str, list[str]]:
+        """Rows of `examples/methods_benchmark.py`: row name -> train-generator arguments."""
+        return {self.name: ["--method", self.name]}
+
+    def check_preset(self, preset: str) -> None:
+        if preset not in self.presets:
+            raise ConfigError(f"--method {self.name} has presets {', '.join(self.presets)}, not {preset!r}")
+
+
+DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
+
+
+def default_generator() -> Path | None:
+    """The generator that ships with the package, or None when this installation has none."""
+    path = Path(str(resources.files("unlearnable") / "generators" / DEFAULT_GENERATOR))
+    return path if path.is_file() else None
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add a method to the registry (a later registration of the same name replaces it)."""
+    if not method.name:
+        raise ValueError("a method needs a name")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def load_protector(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
+    """Any protection file's protector on ``device``, by the method recorded in the file."""
+    recorded = file_method(path)
+    for method in METHODS.values():
+        if recorded in (method.file_methods or (method.name,)):
+            return method.load(path, device)
+    raise GeneratorFileError(f"{path} was made by method {recorded!r}, which this version cannot run "
+                             f"(it runs {', '.join(METHODS)}); upgrade unlearnable")

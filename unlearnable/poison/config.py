@@ -1,0 +1,47 @@
+"""What `poison` is asked to do (:class:`PoisonConfig`) and what it reports (:class:`PoisonResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    batch_size: int = 64  # images per forward pass
+    fmt: str = "png"  # png (lossless, default) | jpeg | webp (lossy: weakens protection)
+    quality: int = 95  # JPEG/WebP quality 1-100, lossy formats only
+    strict: bool = False  # a damaged input file stops the run instead of being skipped
+    tile: int = 512  # pictures larger than tile x tile pixels are processed in tiles
+    tile_overlap: int = 64  # pixels of overlap between tiles, blended linearly
+    pixel_budget: int = 8_000_000  # pixels per forward batch, and roughly in flight: bounds memory
+    workers: int = 0  # decode/encode threads; 0 = up to 8, one per CPU core
+    shard: tuple[int, int] = (0, 1)  # (k, n): protect only every n-th picture from the k-th
+    # compute the perturbation with the shorter side at this many pixels and upsample it:
+    # "auto" = the generator's training size (README, "Resolution policy"), 0 = full resolution
+    work_size: int | str = "auto"
+
+
+@dataclass
+class PoisonResult:
+    input_dir: str
+    output_dir: str
+    manifest: str
+    files: int = 0
+    protected: int = 0
+    already_done: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+    work_size: int = 0  # the shorter side the perturbation was computed at (0: full resolution)
+    max_change_levels: int = 0
+    budget_levels: int = 0
+    mean_psnr: float | None = None
+    format: str = "png"
+    shard: str = "0/1"
+    merged: bool = False  # a shard that completed the set wrote the merged manifest.json
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+

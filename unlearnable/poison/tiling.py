@@ -1,0 +1,122 @@
+"""The perturbation of a batch: keys, tiles, the working size, and the 8-bit budget."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError
+from .config import PoisonConfig
+
+
+def batch_keys(generator: torch.nn.Module, x: torch.Tensor, known: list[int | None]) -> torch.Tensor | None:
+    """y for a batch of whole pictures: the known classes, the rest from the file's key model.
+
+    None for an image-only generator (and for a label-aware one without keys given nothing,
+    which :func:`protect_folder` has refused before).
+    """
+    if known and all(k is not None for k in known):
+        return torch.tensor(known, device=x.device)
+    key = getattr(generator, "key", None)
+    found = key(x) if key is not None else None
+    if found is not None:
+        for i, k in enumerate(known):
+            if k is not None:
+                found[i] = k
+    return found
+
+
+def _feather(n: int, overlap: int, device) -> torch.Tensor:
+    ramp = torch.ones(n, device=device)
+    k = min(overlap, n // 2)
+    if k > 0:
+        edge = torch.arange(1, k + 1, device=device, dtype=torch.float32) / (k + 1)
+        ramp[:k] = edge
+        ramp[-k:] = edge.flip(0)
+    return ramp
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    return sorted(set(starts))
+
+
+@torch.no_grad()
+def perturbation(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, tile: int, overlap: int) -> torch.Tensor:
+    """Perturbation for a batch x (N, 3, H, W); large pictures go through overlapping tiles.
+
+    Tiles are blended with linear feathering weights, a convex combination, so the blend
+    never leaves [-eps, eps] and shows no seams.
+    """
+    n, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return generator(x, y)
+    stride = max(tile - overlap, 1)
+    out = torch.zeros_like(x)
+    weight = torch.zeros(1, 1, h, w, device=x.device)
+    for top in _starts(h, tile, stride):
+        for left in _starts(w, tile, stride):
+            th, tw = min(tile, h), min(tile, w)
+            patch = generator(x[:, :, top:top + th, left:left + tw], y)
+            wgt = _feather(th, overlap, x.device)[:, None] * _feather(tw, overlap, x.device)[None, :]
+            out[:, :, top:top + th, left:left + tw] += patch * wgt
+            weight[:, :, top:top + th, left:left + tw] += wgt
+    return out / weight
+
+
+def resolve_work_size(work_size: int | str, trained_size: int) -> int:
+    """The shorter side to compute perturbations at: ``auto`` is the generator's training size."""
+    if work_size == "auto":
+        return trained_size
+    if work_size == "full":
+        return 0
+    try:
+        size = int(work_size)
+    except (TypeError, ValueError):
+        size = -1
+    if size != 0 and size < 8:
+        raise DataError(f"--work-size must be auto, full or a number of pixels >= 8, not {work_size!r}")
+    return size
+
+
+def perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig,
+                work_size: int) -> torch.Tensor:
+    """The perturbation at full size, or computed with the shorter side at ``work_size`` and upsampled.
+
+    Bilinear upsampling makes every pixel a convex combination of computed ones, so the
+    L-inf bound still holds; the pattern then has the scale the generator was trained at,
+    which is what survives a trainer's downscaling (README, "Resolution policy").
+    """
+    h, w = x.shape[2:]
+    if not work_size or min(h, w) <= work_size:
+        return perturbation(generator, x, y, config.tile, config.tile_overlap)
+    scale = work_size / min(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    delta = perturbation(generator, small, y, config.tile, config.tile_overlap)
+    return F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int) -> torch.Tensor:
+    """Add a perturbation to a uint8 (H, W, 3) picture, rounding, within ``levels`` levels.
+
+    ``delta`` is (3, H, W) on [0, 1] scale. Rounding (not truncation) keeps negative changes.
+    """
+    step = (delta.permute(1, 2, 0).float() * 255).clamp(-levels, levels)
+    return (original.float() + step).round().clamp(0, 255).to(torch.uint8)
+
+
+def max_change(a: torch.Tensor, b: torch.Tensor) -> int:
+    return int((a.int() - b.int()).abs().max().item()) if a.numel() else 0
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Peak signal-to-noise ratio in dB; None for identical pictures (infinite PSNR)."""
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return None if mse == 0 else round(10 * math.log10(255**2 / mse), 3)
+
+
