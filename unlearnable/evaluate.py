@@ -144,3 +144,22 @@ def evaluate_protection(
         protect_ratio=ratio, train_images=main.train_images, test_images=len(test),
         recipe=asdict(config.recipe), seed=config.seed, settings=[asdict(r) for r in results],
     )
+
+
+def training_kind(recipe: VictimRecipe, adv_text: str) -> str:
+    """'standard training' or 'PGD adversarial training at 4/255', for titles."""
+    return "standard training" if recipe.adv_eps == 0 else f"{recipe.adv_loss.upper()} adversarial training at {adv_text}"
+
+
+def save_report(result: EvaluationResult, protected_dir: Path, report: Path | None, title: str) -> Path:
+    """The JSON report (default ``<protected>.evaluation.json`` beside the folder) and its PNG curves."""
+    import json
+
+    from .io.images import atomic_write_bytes
+    from .io.plot import plot_curves
+
+    report = report or protected_dir.parent / f"{protected_dir.resolve().name}.evaluation.json"
+    atomic_write_bytes(report, json.dumps(result.to_dict(), indent=1).encode())
+    curves = {f"{st['name']} test": [h["test_accuracy"] for h in st["runs"][0]["history"]] for st in result.settings}
+    plot_curves(report.with_suffix(".png"), curves, title=f"clean-test accuracy per epoch ({title})")
+    return report

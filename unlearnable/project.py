@@ -48,3 +48,19 @@ def remember(updates: dict, cwd: Path | None = None) -> None:
     data.update({k: str(Path(v).resolve()) for k, v in updates.items() if v is not None})
     payload = {"made_by": "unlearnable", **data}
     atomic_write_bytes((cwd or Path.cwd()) / PROJECT_FILE, json.dumps(payload, indent=1).encode())
+
+
+def training_folders(protected: Path | None, test: Path | None, clean: Path | None,
+                     cwd: Path | None = None) -> tuple[Path, Path, Path | None]:
+    """The folders `evaluate` and `defend` train on: explicit paths win, then the remembered ones."""
+    project = load_project(cwd)
+    if protected is None:
+        if "protected" not in project:
+            raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
+        protected = Path(project["protected"])
+        clean = clean or (Path(project["clean"]) if "clean" in project else None)
+    if test is None:
+        if "test" not in project:
+            raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
+        test = Path(project["test"])
+    return protected, test, clean

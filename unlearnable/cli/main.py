@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import torch
 import typer
-from rich.table import Table
 
 from .. import __version__
 from .. import distributed
@@ -17,17 +14,16 @@ from ..device import DEVICE_CHOICES, resolve_device, seed_everything
 from ..distributed import local_device
 from ..defenses import DEFENSES, build_defenses
 from ..errors import UnlearnableError
-from ..evaluate import EvaluationConfig, evaluate_protection
-from ..io.images import atomic_write_bytes
-from ..io.plot import plot_curves
+from ..evaluate import EvaluationConfig, evaluate_protection, save_report, training_kind
 from ..poison import PoisonConfig, parse_shard, protect_folder
-from ..project import load_project, remember
+from ..project import remember, training_folders
 from ..models.unet import GENERATOR_PRESETS
 from ..methods import METHODS, default_generator, get_method
 from ..models.victims import VICTIMS
 from ..training.generator import PRESETS
-from ..training.victim import RECIPES
+from ..training.victim import RECIPES, victim_recipe
 from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint, summary_table
+from .render import defend_table, demo_table, evaluate_table, poison_table
 
 app = typer.Typer(
     add_completion=False,
@@ -98,16 +94,7 @@ def poison(
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
                 on_skip=lambda s: console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False),
             )
-        title = f"protected {result.output_dir}" + (f" (part {result.shard})" if result.shard != "0/1" else "")
-        table = Table(title=title)
-        for col in ("files", "protected", "already done", "skipped", "images/s", "largest change", "mean PSNR"):
-            table.add_column(col, justify="right")
-        table.add_row(
-            str(result.files), str(result.protected), str(result.already_done), str(len(result.skipped)),
-            f"{result.images_per_s:.1f}", f"{result.max_change_levels}/255 (budget {result.budget_levels})",
-            "-" if result.mean_psnr is None else f"{result.mean_psnr:.2f} dB",
-        )
-        console.print(table)
+        console.print(poison_table(result))
         if result.shard != "0/1":
             n = result.shard.split("/")[1]
             console.print("all parts done: manifest.json merged" if result.merged
@@ -117,14 +104,10 @@ def poison(
             emit_json(result.to_dict())
 
 
-def _fmt(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
 # train-generator's method-specific options (parameter names); each method declares which it reads
 _METHOD_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware",
                    "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters",
-                   "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images")
+                   "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images", "robust")
 
 
 @app.command("train-generator")
@@ -155,6 +138,7 @@ def train_generator_cmd(
     cg_steps: Optional[int] = typer.Option(None, "--cg-steps", min=1, help="TGDA: conjugate-gradient iterations per total derivative (default 10)."),
     cg_tol: Optional[float] = typer.Option(None, "--cg-tol", min=0.0, help="TGDA: stop CG at this relative residual (default 1e-4)."),
     damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
+    robust: Optional[str] = typer.Option(None, "--robust", help="The trainer's preprocessing to train against, inside the game (gue): none (default), all, or a comma-separated list of jpeg, grayscale, resize, blur, bits. Adversarial training is --adv-eps."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
     allow_visible: bool = typer.Option(False, "--allow-visible", help="Accept an --eps above 16/255 (the perturbation will show)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
@@ -213,37 +197,11 @@ def train_encoder_cmd(
                 data_dir, out, config, dev, on_load=lambda d, t: bar.update(load, completed=d, total=t),
                 on_epoch=lambda r: bar.update(task, completed=r["epoch"], info=f"held-out acc {r['test_accuracy']:.3f}"),
             )
-        table = Table(title=f"encoder written to {result.output}")
-        for col in ("images", "classes", "held-out accuracy", "minutes"):
-            table.add_column(col, justify="right")
-        table.add_row(str(result.images), str(result.classes), f"{result.holdout_accuracy:.2%}", f"{result.seconds / 60:.1f}")
-        console.print(table)
+        console.print(summary_table(f"encoder written to {result.output}", {
+            "images": str(result.images), "classes": str(result.classes),
+            "held-out accuracy": f"{result.holdout_accuracy:.2%}", "minutes": f"{result.seconds / 60:.1f}"}))
         if json_out:
             emit_json(result.to_dict())
-
-
-def _training_folders(protected_dir: Path | None, test: Path | None, clean: Path | None) -> tuple[Path, Path, Path | None]:
-    """Explicit paths win; otherwise the folders remembered in ./.unlearnable.json."""
-    project = load_project()
-    if protected_dir is None:
-        if "protected" not in project:
-            raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
-        protected_dir = Path(project["protected"])
-        clean = clean or (Path(project["clean"]) if "clean" in project else None)
-    if test is None:
-        if "test" not in project:
-            raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
-        test = Path(project["test"])
-    return protected_dir, test, clean
-
-
-def _recipe(name: str, overrides: dict, **fields):
-    if name not in RECIPES:
-        raise typer.BadParameter(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}", param_hint="--recipe")
-    rec = replace(RECIPES[name], **fields, **overrides)
-    if rec.arch not in VICTIMS:
-        raise typer.BadParameter(f"unknown architecture {rec.arch!r}; choose one of {', '.join(VICTIMS)}", param_hint="--arch")
-    return rec
 
 
 def _training_callbacks(bar):
@@ -286,13 +244,8 @@ def evaluate(
     """Train fresh victims on protected pictures and report their clean-test accuracy."""
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary(json_out, "the run was stopped; run the same command again to start it over"):
-        if adv_loss not in ("pgd", "trades"):
-            raise typer.BadParameter("choose pgd or trades", param_hint="--adv-loss")
-        protected_dir, test, clean = _training_folders(protected_dir, test, clean)
-        overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
-        rec = _recipe(recipe, overrides, adv_eps=adv.value, adv_loss=adv_loss)
-        if adv.value > 0 and recipe == "paper" and "lr" not in overrides:
-            rec = replace(rec, lr=0.1)  # the GUE paper's adversarial-training protocol
+        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        rec = victim_recipe(recipe, arch, epochs, batch_size, adv.value, adv_loss)
         dev, ctx = _setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
                                   protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels)
@@ -302,22 +255,11 @@ def evaluate(
         if not ctx.is_main:
             return
         remember({"test": test})
-        kind = "standard training" if adv.value == 0 else f"{adv_loss.upper()} adversarial training at {adv.text}"
-        table = Table(title=f"{rec.arch}, {rec.epochs} epochs, {kind}, {result.test_images} test pictures")
-        for col in ("trained on", "pictures", "final test accuracy", "peak test accuracy"):
-            table.add_column(col, justify="right")
-        for st in result.settings:
-            pm = f" ± {st['accuracy_std']:.2%}" if runs > 1 else ""
-            table.add_row(st["name"], str(st["train_images"]), f"{st['accuracy']:.2%}{pm}", f"{st['peak_accuracy']:.2%}")
-        console.print(table)
+        title = f"{rec.arch}, {rec.epochs} epochs, {training_kind(rec, adv.text)}"
+        console.print(evaluate_table(result, f"{title}, {result.test_images} test pictures", runs))
         if result.accuracy_drop is not None:
             console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
-        report = report or protected_dir.parent / f"{protected_dir.resolve().name}.evaluation.json"
-        atomic_write_bytes(report, json.dumps(result.to_dict(), indent=1).encode())
-        curves = {}
-        for st in result.settings:
-            curves[f"{st['name']} test"] = [h["test_accuracy"] for h in st["runs"][0]["history"]]
-        plot_curves(report.with_suffix(".png"), curves, title=f"clean-test accuracy per epoch ({rec.arch}, {kind})")
+        report = save_report(result, protected_dir, report, title)
         console.print(f"report: {report} and {report.with_suffix('.png')}")
         if json_out:
             emit_json(result.to_dict())
@@ -347,9 +289,8 @@ def defend(
         from ..defend import DefendConfig, run_defenses
 
         defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
-        protected_dir, test, clean = _training_folders(protected_dir, test, clean)
-        overrides = {k: v for k, v in (("arch", arch), ("epochs", epochs)) if v is not None}
-        rec = _recipe(recipe, overrides)
+        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        rec = victim_recipe(recipe, arch, epochs)
         dev, ctx = _setup(seed, device)
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
         with progress_bar("defending", quiet=not ctx.is_main) as bar:
@@ -358,16 +299,8 @@ def defend(
         if not ctx.is_main:
             return
         remember({"test": test})
-        table = Table(title=f"what protection holds against ({rec.arch}, {rec.epochs} epochs, {result.train_images} pictures)")
-        for col in ("defense", "protected: final", "protected: peak", "clean: final", "protection kept"):
-            table.add_column(col, justify="right")
-        for row in result.rows:
-            table.add_row(
-                row.defense, f"{row.protected_accuracy:.2%}", f"{row.protected_peak_accuracy:.2%}",
-                "-" if row.clean_accuracy is None else f"{row.clean_accuracy:.2%}",
-                "-" if row.protection_kept is None else f"{row.protection_kept:+.2%}",
-            )
-        console.print(table)
+        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
+                                           f"{result.train_images} pictures)"))
         if json_out:
             emit_json(result.to_dict())
 
@@ -402,12 +335,7 @@ def demo(
                 bar.update(task, info=f"epoch {r['epoch']} test acc {r['test_accuracy']:.3f}")
 
             result = run_demo(folder, budget, dev, seed, on_stage, on_step, on_epoch)
-        table = Table(title="what an unauthorized trainer gets (small CNN, clean test pictures)")
-        table.add_column("trained on")
-        table.add_column("test accuracy", justify="right")
-        table.add_row("original uploads", f"{result.clean_accuracy:.1%}")
-        table.add_row("protected uploads", f"{result.protected_accuracy:.1%}")
-        console.print(table)
+        console.print(demo_table(result))
         console.print(f"largest pixel change {result.max_change_levels}/255 (budget {result.budget_levels}/255); "
                       f"preview: {result.preview}")
         if json_out:

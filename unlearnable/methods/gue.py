@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..io.genfile import load_generator
 from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
+from ..robust import parse_robust
 from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from .base import Method, TrainReport, default_generator, register
 
@@ -45,7 +46,7 @@ class GueMethod(Method):
     name = "gue"
     summary = "a generator: one forward pass protects any new picture"
     presets = tuple(PRESETS)
-    options = frozenset(_PLAIN) | {"adv_eps", "encoder", "resume"}
+    options = frozenset(_PLAIN) | {"adv_eps", "encoder", "resume", "robust"}
     file_methods = ("gue", "gue-at")
     written = "generator"
 
@@ -62,6 +63,8 @@ class GueMethod(Method):
         overrides = {k: given[k] for k in _PLAIN if given.get(k) is not None}
         overrides.update(eps=budget.value, eps_text=budget.text, image_size=image_size, seed=seed,
                          encoder=encoder_file(given.get("encoder")))
+        if given.get("robust") is not None:
+            overrides["robust"] = parse_robust(given["robust"])
         adv = given.get("adv_eps")
         if adv is not None:
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)

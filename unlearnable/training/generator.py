@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 
 from ..augment import crop_flip
+from ..robust import ROBUST, trainer_transforms
 from ..data import load_pictures
 from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
@@ -81,6 +82,7 @@ class GeneratorTrainingConfig:
     gen_optimizer: str = "adam"  # adam | sgd
     gen_lr: float = 1e-3  # beta_atk
     augment: bool = True  # crop+flip inside the game, as the trainer will do
+    robust: tuple[str, ...] = ()  # the trainer's preprocessing inside the game (robust.ROBUST names)
     image_size: int = 32  # pixels; pictures are resized (shorter side) and centre-cropped
     fraction: float | None = None  # train on a seeded random fraction of the folder
     max_images: int | None = None  # ... or at most this many pictures
@@ -178,6 +180,8 @@ def train_generator(
         raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
         raise UnlearnableError(f"unknown generator preset {config.generator!r}; use {', '.join(GENERATOR_PRESETS)}")
+    if any(name not in ROBUST for name in config.robust):
+        raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
     torch.manual_seed(config.seed)
@@ -218,7 +222,7 @@ def train_generator(
     n = len(y_all)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sampler = torch.Generator().manual_seed(config.seed)
-    transform = (lambda t: crop_flip(t, generator=sampler)) if config.augment else (lambda t: t)
+    transform = _game_transform(config, sampler)
     generator.train()
     victim.train()
     start = time.perf_counter() - progress["seconds"]
@@ -286,6 +290,14 @@ def train_generator(
 
 
 KEY_SOURCES = ("clusters", "folders")
+
+
+def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
+    """What the follower sees of a protected batch: the trainer's crop+flip, then --robust's draws."""
+    robust = trainer_transforms(tuple(config.robust), sampler)
+    if not config.augment:
+        return robust
+    return lambda t: robust(crop_flip(t, generator=sampler))
 
 
 def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tuple[ClusterKeys, torch.Tensor]:

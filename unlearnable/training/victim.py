@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace, asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -60,6 +60,26 @@ class VictimResult:
 
 
 @torch.no_grad()
+def victim_recipe(name: str, arch: str | None = None, epochs: int | None = None, batch_size: int | None = None,
+                  adv_eps: float = 0.0, adv_loss: str = "pgd") -> VictimRecipe:
+    """A named recipe with the options given; under adversarial training the paper recipe takes
+    the GUE paper's protocol (lr 0.1)."""
+    from ..errors import ConfigError
+    from ..models.victims import VICTIMS
+
+    if name not in RECIPES:
+        raise ConfigError(f"unknown --recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    if adv_loss not in ("pgd", "trades"):
+        raise ConfigError(f"unknown --adv-loss {adv_loss!r}; choose pgd or trades")
+    given = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+    recipe = replace(RECIPES[name], adv_eps=adv_eps, adv_loss=adv_loss, **given)
+    if recipe.arch not in VICTIMS:
+        raise ConfigError(f"unknown --arch {recipe.arch!r}; choose one of {', '.join(VICTIMS)}")
+    if adv_eps > 0 and name == "paper":
+        recipe = replace(recipe, lr=0.1)
+    return recipe
+
+
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on uint8 images ``x`` (N, 3, H, W)."""
     model.eval()
