@@ -232,3 +232,22 @@ def test_tiles_leave_no_seams():
         border[start:start + 48] = True
     mag = tiled[0].abs().mean(0)
     assert abs(mag[:, border].mean() / mag[:, ~border].mean() - 1) < 0.05
+
+
+def test_integer_budget_and_comparison_match_the_float_reference():
+    import math
+
+    from unlearnable.poison import compare
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (60, 80, 3), dtype=torch.uint8, generator=g)
+    delta = torch.randn(3, 60, 80, generator=g) * 0.05
+    out = apply_budget(a, delta, 8)
+    ref = (a.float() + (delta.permute(1, 2, 0) * 255).clamp(-8, 8)).round().clamp(0, 255).to(torch.uint8)
+    assert (out.int() - a.int()).abs().max() <= 8
+    assert (out.int() - ref.int()).abs().max() <= 1 and (out != ref).float().mean() < 1e-3  # float ties only
+    change, quality = compare(out, a)
+    assert change == (out.int() - a.int()).abs().max().item()
+    mse = (out.float() - a.float()).pow(2).mean().item()
+    assert quality == round(10 * math.log10(255**2 / mse), 3)
+    assert compare(a, a) == (0, None)

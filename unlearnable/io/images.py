@@ -211,9 +211,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
-# zlib level 1: on 24-megapixel photos several times faster to write than Pillow's default 6,
-# for files about 10% larger (README, "Speed"); PNG stays lossless at every level.
+# zlib level 1 with the run-length strategy: on a 24-megapixel photo 3.5 s instead of 16.5 s
+# at Pillow's default (level 6), for a file 17% larger on a smooth picture and smaller than
+# level 6's on a textured one (README, "Speed"). PNG stays lossless at every setting.
 PNG_COMPRESS_LEVEL = 1
+PNG_STRATEGY = 3  # zlib Z_RLE
 
 
 def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95,
@@ -233,7 +235,7 @@ def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png"
         img = img.convert("RGBA")  # neither encoder takes LA
     out = io.BytesIO()
     if fmt == "png":
-        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY)
     elif fmt == "jpeg":
         img.convert("L" if mode == "L" else "RGB").save(out, format="JPEG", quality=quality)
     elif fmt == "webp":

@@ -21,8 +21,8 @@ from .config import SUFFIX, PoisonConfig, PoisonResult
 from .discover import check_output_location, class_of, header_pixels, output_names
 from .pipeline import protect_folder
 from .record import MANIFEST, PARTIAL, OutputLock, made_by_unlearnable, merge_shards, parse_shard
-from .tiling import apply_budget, batch_keys, max_change, perturb_at, perturbation, psnr, resolve_work_size
+from .tiling import apply_budget, batch_keys, compare, perturb_at, perturbation, resolve_work_size
 
-__all__ = ["MANIFEST", "PARTIAL", "SUFFIX", "OutputLock", "PoisonConfig", "PoisonResult", "apply_budget", "batch_keys",
-           "check_output_location", "class_of", "header_pixels", "made_by_unlearnable", "max_change", "merge_shards",
-           "output_names", "parse_shard", "perturb_at", "perturbation", "protect_folder", "psnr", "resolve_work_size"]
+__all__ = ["MANIFEST", "PARTIAL", "SUFFIX", "OutputLock", "PoisonConfig", "PoisonResult", "apply_budget", "batch_keys", "compare",
+           "check_output_location", "class_of", "header_pixels", "made_by_unlearnable", "merge_shards",
+           "output_names", "parse_shard", "perturb_at", "perturbation", "protect_folder", "resolve_work_size"]

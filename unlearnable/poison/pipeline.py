@@ -37,7 +37,7 @@ from ..methods import load_protector
 from .config import SUFFIX, PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
 from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, shard_names
-from .tiling import apply_budget, batch_keys, max_change, perturb_at, psnr, resolve_work_size
+from .tiling import apply_budget, batch_keys, compare, perturb_at, resolve_work_size
 
 
 class _Prefetcher:
@@ -93,13 +93,13 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     protected = apply_budget(dec.rgb, delta, levels)
     data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray)
     written = _decode_bytes(data)
-    change = max_change(written, dec.rgb)
+    change, quality = compare(written, dec.rgb)
     if change > levels and config.fmt == "png":
         raise GuaranteeError(f"{rel}: a pixel would move {change} levels, over the budget of {levels}; nothing was written")
     atomic_write_bytes(out_dir / name, data)
     return {
         "source": rel, "source_sha256": digest, "output": name, "max_change_levels": change,
-        "psnr": psnr(written, dec.rgb), "alpha": dec.alpha is not None, "gray": dec.gray,
+        "psnr": quality, "alpha": dec.alpha is not None, "gray": dec.gray,
     }
 
 

@@ -102,21 +102,23 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | No
 
 
 def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int) -> torch.Tensor:
-    """Add a perturbation to a uint8 (H, W, 3) picture, rounding, within ``levels`` levels.
+    """Add a perturbation to a uint8 (H, W, 3) picture, rounded, within ``levels`` levels.
 
-    ``delta`` is (3, H, W) on [0, 1] scale. Rounding (not truncation) keeps negative changes.
+    ``delta`` is (3, H, W) on [0, 1] scale. The step is rounded to whole levels (not
+    truncated, which would drop small negative changes) and added in 16-bit integers: on a
+    24-megapixel photo this is several times faster than adding in float.
     """
-    step = (delta.permute(1, 2, 0).float() * 255).clamp(-levels, levels)
-    return (original.float() + step).round().clamp(0, 255).to(torch.uint8)
+    step = (delta.permute(1, 2, 0) * 255).round_().clamp_(-levels, levels).to(torch.int16)
+    return (original.to(torch.int16) + step).clamp_(0, 255).to(torch.uint8)
 
 
-def max_change(a: torch.Tensor, b: torch.Tensor) -> int:
-    return int((a.int() - b.int()).abs().max().item()) if a.numel() else 0
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """Peak signal-to-noise ratio in dB; None for identical pictures (infinite PSNR)."""
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return None if mse == 0 else round(10 * math.log10(255**2 / mse), 3)
+def compare(written: torch.Tensor, original: torch.Tensor) -> tuple[int, float | None]:
+    """The largest change in levels and the PSNR in dB (None if identical) of two uint8 pictures."""
+    if not written.numel():
+        return 0, None
+    diff = torch.maximum(written, original) - torch.minimum(written, original)  # |a - b|, in uint8
+    mse = torch.bincount(diff.flatten(), minlength=256).double().mul(torch.arange(256, dtype=torch.float64) ** 2).sum()
+    mse = mse.item() / diff.numel()
+    return int(diff.max().item()), (None if mse == 0 else round(10 * math.log10(255**2 / mse), 3))
 
 
