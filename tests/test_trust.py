@@ -242,3 +242,21 @@ def test_decoding_ahead_is_bounded_in_pixels_from_the_first_file(tmp_path, monke
         for _ in pipeline._Prefetcher(pool, items, window=64, pixel_budget=250_000):
             done[0] += 1
     assert len(started) == 6 and peak[0] <= 2  # 250,000 pixels hold two of these, never the window of 64
+
+
+def test_demo_preview_names_its_columns(tmp_path):
+    """preview.png says which column is which: a header with text over each of the three columns."""
+    import numpy as np
+
+    from unlearnable.demo import write_preview
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (32, 32), (100, 120, 140)).save(a)
+    Image.new("RGB", (32, 32), (108, 112, 140)).save(b)
+    write_preview(tmp_path / "preview.png", [a], [b], 8)
+    img = np.asarray(Image.open(tmp_path / "preview.png").convert("L"))
+    assert img.shape == (32 * 4 + 34, (3 * 32 + 4) * 4)
+    header = img[:16]
+    thirds = np.array_split(np.arange(img.shape[1]), 3)
+    assert all((header[:, cols] < 128).any() for cols in thirds)  # a label over every column
+    assert abs(int(img[60, 10]) - 117) <= 1  # below the header, the original itself (luma of 100, 120, 140)

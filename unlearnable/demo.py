@@ -79,7 +79,24 @@ def write_preview(path: Path, originals: list[Path], protected: list[Path], leve
         rows += [t, sep]
     grid = torch.cat(rows[:-1], dim=0).round().to(torch.uint8)
     grid = grid.repeat_interleave(4, dim=0).repeat_interleave(4, dim=1)  # 4x zoom, nearest
-    atomic_write_bytes(path, encode_image(grid, None))
+    atomic_write_bytes(path, encode_image(label_columns(grid, levels), None))
+
+
+def label_columns(grid: torch.Tensor, levels: int, band: int = 34) -> torch.Tensor:
+    """The preview with a header naming its three columns and how much the third is amplified."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    h, w, _ = grid.shape
+    column = (w - 2 * 8) // 3  # three equal columns and two 2-pixel gaps, zoomed 4x
+    img = Image.new("RGB", (w, h + band), "white")
+    img.paste(Image.fromarray(grid.numpy()), (0, band))
+    draw = ImageDraw.Draw(img)
+    amplified = 127.5 / max(levels, 1)
+    for i, text in enumerate(("original", "protected", f"change x{amplified:.0f}")):
+        draw.text((i * (column + 8) + 4, 4), text, fill="black")
+    draw.text((4, 18), f"grey = unchanged (budget {levels}/255)", fill="black")
+    return torch.from_numpy(np.asarray(img).copy())
 
 
 def run_demo(
