@@ -99,3 +99,10 @@ def test_demo_never_touches_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "afile").write_text("x")
     res = runner.invoke(app, ["demo", str(tmp_path / "afile")])
     assert res.exit_code == 1 and "is a file" in res.output and (tmp_path / "afile").read_text() == "x"
+
+
+def test_flags_show_no_bool_metavar():
+    for command in ("poison", "train-generator", "evaluate", "defend", "demo", "train-encoder"):
+        shown = runner.invoke(app, [command, "--help"]).output
+        lines = [line for line in shown.splitlines() if "--json" in line or "--strict" in line or "--resume" in line]
+        assert lines and not any("<bool>" in line for line in lines), (command, lines)

@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 DeviceOpt = typer.Option("auto", "--device", help=f"Where to compute: {'|'.join(DEVICE_CHOICES)} (auto: cuda, mps, cpu).")
-JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout (human output stays on stderr).")
+JsonOpt = typer.Option(False, "--json", metavar="", help="Print exactly one JSON object on stdout (human output stays on stderr).")
 
 
 def _setup(seed: int, device: str) -> tuple[torch.device, distributed.Context]:
@@ -51,7 +51,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Protect image folders from unauthorized training with imperceptible perturbations."""
 
@@ -64,7 +64,7 @@ def poison(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
     fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality 1-100 (lossy formats only)."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first damaged picture instead of skipping it."),
+    strict: bool = typer.Option(False, "--strict", metavar="", help="Stop at the first damaged picture instead of skipping it."),
     tile: int = typer.Option(512, "--tile", min=128, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
     shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
@@ -123,7 +123,7 @@ def train_generator_cmd(
     image_size: int = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels (shorter side resized, centre-cropped)."),
     generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
     victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
-    label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
+    label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", metavar="", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
     keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
@@ -140,9 +140,9 @@ def train_generator_cmd(
     damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
     robust: Optional[str] = typer.Option(None, "--robust", help="The trainer's preprocessing to train against, inside the game (gue): none (default), all, or a comma-separated list of jpeg, grayscale, resize, blur, bits. Adversarial training is --adv-eps."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
-    allow_visible: bool = typer.Option(False, "--allow-visible", help="Accept an --eps above 16/255 (the perturbation will show)."),
+    allow_visible: bool = typer.Option(False, "--allow-visible", metavar="", help="Accept an --eps above 16/255 (the perturbation will show)."),
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <out>.ckpt (gue)."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue an interrupted run from <out>.ckpt (gue)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -271,7 +271,7 @@ def defend(
     test: Optional[Path] = typer.Option(None, "--test", help="Labelled folder of clean test pictures (remembered in .unlearnable.json)."),
     defense: list[str] = typer.Option(["all"], "--defense", help=f"Countermeasure to run, repeatable: all, {', '.join(DEFENSES)}."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
-    sweep: bool = typer.Option(False, "--sweep", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
+    sweep: bool = typer.Option(False, "--sweep", metavar="", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
     adv_eps: str = typer.Option("8/255", "--adv-eps", help="L-inf radius of the adversarial-training defense, e.g. 8/255."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels for a protected folder of any layout."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the purified protected pictures here, one folder per defense."),
