@@ -1,16 +1,18 @@
 """How fast `poison` is, against the generator's bare forward pass on the same machine.
 
-    python examples/poison_speed.py [--work /tmp/poison-speed] [--gen gen.safetensors] [--json out.json]
+    python examples/poison_speed.py [--work /tmp/poison-speed] [--gen gen.safetensors] [--full] [--json out.json]
 
 For each case (N pictures of W x H: 1,000 and 20,000 at 32x32, 20 at 6000x4000 by default)
-it writes N synthetic JPEG pictures (smooth gradients and shapes, like photographs rather than
-noise), then, each in a fresh process so peak memory is that case's own:
+it writes N synthetic JPEG pictures (gradients and shapes under mild sensor-like noise), then,
+each in a fresh process so peak memory is that case's own:
 
 * the ceiling: the generator's forward passes alone on tensors of that size (tiles for large
   pictures), pictures/s;
-* `poison` on the folder (hashing, decoding, forward, PNG encoding, re-decoding and checking
-  every pixel, writing, manifest): pictures/s, megapixels/s, the share of the ceiling it
-  sustains, and the process's peak resident memory.
+* `poison` on the folder with its default settings (`--work-size auto`: hashing, decoding,
+  the perturbation at the generator's training size, upsampling, PNG encoding, re-decoding
+  and checking every pixel, writing, manifest): pictures/s, seconds a picture, megapixels/s,
+  the share of the ceiling it sustains, and the process's peak resident memory; with --full,
+  also `--work-size full` for large pictures (every pixel through the generator, in tiles).
 
 Without --gen a freshly initialised `small` U-Net is used: speed does not depend on the weights.
 """
@@ -32,9 +34,9 @@ from pathlib import Path
 import torch
 from unlearnable.methods import load_protector
 from unlearnable.poison import PoisonConfig, perturbation, protect_folder
-mode, gen, folder, out, n, w, h, batch = sys.argv[1:9]
+mode, gen, folder, out, n, w, h, batch, work = sys.argv[1:10]
 n, w, h, batch = int(n), int(w), int(h), int(batch)
-config = PoisonConfig(batch_size=batch)
+config = PoisonConfig(batch_size=batch, work_size=work)
 if mode == "ceiling":
     model, _ = load_protector(Path(gen))
     per = max(1, min(batch, n, config.pixel_budget // (w * h)))  # the batches poison would run
@@ -70,6 +72,7 @@ def make_pictures(folder: Path, n: int, w: int, h: int) -> None:
         cy, cx, r = torch.rand(3, generator=g).tolist()
         disc = ((yy - cy) ** 2 + (xx - cx) ** 2) < (0.1 + 0.2 * r) ** 2
         img[:, disc] = img[:, disc] * 0.5 + 0.4
+        img += 0.02 * torch.randn(img.shape, generator=g)  # a camera's noise: real photos are not smooth
         arr = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         Image.fromarray(arr).save(folder / f"{i:05d}.jpg", quality=90)
 
@@ -86,6 +89,8 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(f"{n}x{w}x{h}" for n, w, h in CASES),
                     help="comma-separated NxWxH cases (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--full", action="store_true",
+                    help="large pictures: also time --work-size full and its bare forward passes (about a minute a 24-MP photo)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -110,25 +115,31 @@ def main() -> None:
         make_pictures(folder, n, w, h)
         shutil.rmtree(out, ignore_errors=True)
         common = [str(gen), str(folder), str(out), str(n), str(w), str(h), str(args.batch_size)]
-        print(f"{case}: bare forward passes", file=sys.stderr, flush=True)
-        ceiling = run_worker("ceiling", *common)
-        print(f"{case}: poison", file=sys.stderr, flush=True)
-        poison = run_worker("poison", *common)
-        rows.append({
-            "case": case, "pictures": n, "width": w, "height": h,
-            "ceiling_images_per_s": ceiling["images_per_s"], "poison_images_per_s": poison["images_per_s"],
-            "poison_megapixels_per_s": poison["images_per_s"] * w * h / 1e6,
-            "share_of_ceiling": poison["images_per_s"] / ceiling["images_per_s"],
-            "poison_peak_mib": poison["peak_mib"],
-        })
-        shutil.rmtree(out, ignore_errors=True)
+        large = min(w, h) > 32
+        print(f"{case}: bare forward passes at full resolution", file=sys.stderr, flush=True)
+        ceiling = run_worker("ceiling", *common, "full") if (not large or args.full) else None
+        for policy in (["auto", "full"] if large and args.full else ["auto"]):
+            print(f"{case}: poison --work-size {policy}", file=sys.stderr, flush=True)
+            poison = run_worker("poison", *common, policy)
+            rows.append({
+                "case": case, "work_size": policy, "pictures": n, "width": w, "height": h,
+                "ceiling_images_per_s": ceiling["images_per_s"] if ceiling else None,
+                "poison_images_per_s": poison["images_per_s"], "seconds_per_picture": 1 / poison["images_per_s"],
+                "poison_megapixels_per_s": poison["images_per_s"] * w * h / 1e6,
+                "share_of_ceiling": poison["images_per_s"] / ceiling["images_per_s"] if ceiling else None,
+                "poison_peak_mib": poison["peak_mib"],
+            })
+            shutil.rmtree(out, ignore_errors=True)
 
-    header = f"{'case':>16} {'forward img/s':>13} {'poison img/s':>12} {'MP/s':>7} {'of ceiling':>10} {'peak MiB':>9}"
+    header = (f"{'case':>16} {'--work-size':>11} {'forward img/s':>13} {'poison img/s':>12} {'s/picture':>9} "
+              f"{'MP/s':>7} {'of ceiling':>10} {'peak MiB':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['case']:>16} {r['ceiling_images_per_s']:>13.1f} {r['poison_images_per_s']:>12.1f} "
-              f"{r['poison_megapixels_per_s']:>7.2f} {r['share_of_ceiling']:>10.0%} {r['poison_peak_mib']:>9.0f}")
+        ceiling = "-" if r["ceiling_images_per_s"] is None else f"{r['ceiling_images_per_s']:.2f}"
+        share = "-" if r["share_of_ceiling"] is None else f"{r['share_of_ceiling']:.0%}"
+        print(f"{r['case']:>16} {r['work_size']:>11} {ceiling:>13} {r['poison_images_per_s']:>12.2f} "
+              f"{r['seconds_per_picture']:>9.2f} {r['poison_megapixels_per_s']:>7.2f} {share:>10} {r['poison_peak_mib']:>9.0f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
