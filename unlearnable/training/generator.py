@@ -39,10 +39,10 @@ from ..robust import ROBUST, trainer_transforms
 from ..data import load_pictures
 from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
-from ..game.bome import BomeSettings, bome_step
+from ..game.bome import BomeSettings
 from ..game.follower import follower_loss
-from ..game.minmin import minmin_step
-from ..game.tgda import TgdaSettings, tgda_round
+from ..game.solvers import Bome, GameBatch, MinMin, Solver, Tgda
+from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
@@ -202,8 +202,11 @@ def train_generator(
     victim = build_victim(config.victim, k).to(device)
     gen_opt = _optimizer(config.gen_optimizer, generator.parameters(), config.gen_lr)
     victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
-    bome = BomeSettings(config.inner_steps, config.inner_lr, config.rho)
-    tgda = TgdaSettings(config.leader_steps, config.follower_steps, config.cg_steps, config.cg_tol, config.damping)
+    solvers: dict[str, Solver] = {
+        "min-min": MinMin(),
+        "bome": Bome(BomeSettings(config.inner_steps, config.inner_lr, config.rho)),
+        "tgda": Tgda(TgdaSettings(config.leader_steps, config.follower_steps, config.cg_steps, config.cg_tol, config.damping)),
+    }
     loss_fn = follower_loss(config.adv_eps)
     modules = {"generator": generator, "victim": victim}
     optimizers = {"generator": gen_opt, "victim": victim_opt}
@@ -238,15 +241,10 @@ def train_generator(
         for i in range(steps_per_epoch):
             idx = ctx.shard(perm[i * config.batch_size:(i + 1) * config.batch_size])
             x, y = x_all[idx].float().div_(255), y_all[idx]
-            args = (generator, victim, x, y, gen_step, victim_step)
-            if phase == "min-min":
-                # the warm start stays plain min-min even for GUE-AT: TRADES costs ~11x per step,
-                # and the adversarial follower enters in the game epochs that follow
-                stats = minmin_step(*args, transform, config.label_aware)
-            elif phase == "bome":
-                stats = bome_step(*args, bome, transform, config.label_aware, loss_fn, sync)
-            else:
-                stats = tgda_round(*args, tgda, transform, config.label_aware, loss_fn)
+            # the warm start stays plain min-min even for GUE-AT: TRADES costs ~11x per step,
+            # and the adversarial follower enters in the game epochs that follow
+            stats = solvers[phase].step(GameBatch(generator, victim, x, y, gen_step, victim_step, transform,
+                                                  config.label_aware, loss_fn, sync))
             progress["steps"] += 1
             elapsed = time.perf_counter() - start
             if on_step:
