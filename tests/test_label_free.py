@@ -69,7 +69,7 @@ def test_flat_folder_trains_poisons_and_evaluates_with_the_trainers_labels(tmp_p
     truth["2024/trip/IMG_0000.png"] = truth.pop("IMG_0000.png")
     gen = tmp_path / "gen.safetensors"
     result = train_generator(tmp_path / "photos", gen, _tiny(clusters=3), CPU)
-    assert result.images == 36
+    assert result.images == 36 and result.keys == "3 clusters (colour features)"
     model, info = load_generator(gen)
     assert info.format_version == KEYED_FORMAT and info.config.keys.clusters == 3 == info.config.num_classes
     assert not info.needs_labels and info.class_names == []

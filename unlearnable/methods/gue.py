@@ -87,7 +87,7 @@ class GueMethod(Method):
                                  on_step=on_step if on_progress else None, **extra)
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, seconds=result.seconds,
-            table={"epochs": str(result.epochs_done), "steps": str(result.steps),
+            table={"keys": result.keys, "epochs": str(result.epochs_done), "steps": str(result.steps),
                    "images/s": f"{result.images_per_s:.0f}", "stopped early": "yes" if result.stopped_early else "no"},
             details={**result.to_dict(), "config": asdict(settings)},
         )

@@ -128,6 +128,7 @@ class TrainingResult:
     images_per_s: float
     stopped_early: bool
     final_stats: dict
+    keys: str = ""  # where the generator's keys came from, e.g. "10 clusters (encoder features)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -283,11 +284,19 @@ def train_generator(
     return TrainingResult(
         output=str(out), images=n, skipped=len(data.skipped), epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
-        stopped_early=stopped_early, final_stats=stats,
+        stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, k),
     )
 
 
 KEY_SOURCES = ("clusters", "folders")
+
+
+def _describe_keys(config: GeneratorTrainingConfig, k: int) -> str:
+    if not config.label_aware:
+        return "none (image-only)"
+    if config.keys == "folders":
+        return f"{k} class folders"
+    return f"{k} clusters ({'encoder' if config.encoder else 'colour'} features)"
 
 
 def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
