@@ -3,8 +3,9 @@
 The GUE follower's loss becomes an expectation over transformations t,
 E_t CE(f(t(x + g(x))), y), as REM does for crop and flip: every picture of a batch goes
 through one transformation drawn at random (or none), so the generator learns shortcuts that
-survive what a trainer does to pictures before learning from them. Each one stands for a
-real operation and is tested against it (tests/test_robust.py):
+survive what a trainer does to pictures before learning from them. The strength is drawn per
+picture for JPEG and per step for the others. Each one stands for a real operation and is
+tested against it (tests/test_robust.py):
 
 * ``jpeg``: JPEG at a random quality in [10, 90], kornia's differentiable codec
   (Reich et al., WACV 2024) against Pillow's encoder;
