@@ -91,6 +91,22 @@ def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
     assert "about 1:10 left" in lines[1]  # 30 steps in 30 s, 70 to go
 
 
+def test_log_eta_ignores_the_wait_before_the_first_step(capsys, monkeypatch):
+    """A task added before a minute of reading pictures estimates from its steps, not the wait."""
+    from unlearnable.cli import common
+
+    now = [0.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    progress = common.LogProgress()
+    task = progress.add_task("training", total=100)
+    for step in range(1, 31):
+        now[0] = 60.0 + step  # a minute of loading, then one step a second
+        progress.update(task, completed=step)
+    progress.tick()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert "left" not in lines[0] and "about 1:10 left" in lines[1], lines
+
+
 def test_special_files_are_skipped_with_a_reason_not_read(tmp_path, gen_file):
     src = tmp_path / "in"
     src.mkdir()

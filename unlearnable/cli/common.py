@@ -113,6 +113,8 @@ class LogProgress:
             t = self.tasks[task]
             t.update(fields)
             finished = t["total"] is not None and t["completed"] >= t["total"] > 0
+            if t["completed"] and "first" not in t:  # the rate is measured from the first step on
+                t["first"] = (time.monotonic(), t["completed"])
             if (finished and not t["done"]) or (not t["shown"] and t["completed"]):
                 t["done"] = finished
                 self._print(t)
@@ -131,8 +133,12 @@ class LogProgress:
         total, done = t["total"], t["completed"]
         elapsed = time.monotonic() - t["start"]
         count = f"{done:g}/{total:g}" if total else f"{done:g}"
-        known = total and 0 < done < total and elapsed >= 5  # the first item says little about the rest
-        eta = f", about {_clock(elapsed * (total - done) / done)} left" if known else ""
+        # the rate since the first step, not since the task was added: reading pictures or the
+        # first step's warm-up would otherwise make the first estimates far too long
+        since, first_done = t.get("first", (0.0, 0))
+        moved, spent = done - first_done, time.monotonic() - since
+        known = total and 0 < done < total and moved > 0 and spent >= 5
+        eta = f", about {_clock(spent * (total - done) / moved)} left" if known else ""
         console.print(f"{t['description']}: {count} {t['info']} [{_clock(elapsed)} elapsed{eta}]".replace("  ", " "),
                       highlight=False, markup=False, soft_wrap=True)
 
