@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..training.schedule import set_lr, step_decay
 from ..attacks.pgd import PGD
 from ..augment import crop_flip
 from ..data import load_labelled
@@ -128,8 +129,7 @@ def _min_min_max(model, x_all, y_all, config: SourceTrainingConfig, device, on_s
         x_t = crop_flip((x + delta).clamp(0, 1), generator=sampler)
         if adversary is not None:
             x_t = adversary(model, x_t, y)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * 0.1 ** (it // config.lr_every)
+        set_lr(opt, step_decay(config.lr, it, every=config.lr_every))
         model.train()
         loss = F.cross_entropy(model(x_t).float(), y)
         opt.zero_grad(set_to_none=True)

@@ -34,6 +34,7 @@ from typing import Callable
 
 import torch
 
+from .schedule import set_lr, step_decay
 from ..augment import crop_flip
 from ..robust import ROBUST, trainer_transforms
 from ..data import load_pictures
@@ -233,10 +234,8 @@ def train_generator(
     stopped_early, stats = False, {}
     for epoch in range(progress["epoch"], config.total_epochs):
         phase = "min-min" if epoch < config.warmup_epochs else config.solver
-        decay = 0.1 ** sum(epoch >= m for m in config.milestones)
         for opt, lr in ((gen_opt, config.gen_lr), (victim_opt, config.victim_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr * decay
+            set_lr(opt, step_decay(lr, epoch, config.milestones))
         sampler.manual_seed(config.seed * 100_003 + epoch)  # the same order after a resume
         perm = torch.randperm(n, generator=sampler).to(device)
         for i in range(steps_per_epoch):

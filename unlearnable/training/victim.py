@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .schedule import cosine, set_lr, step_decay
 from ..attacks.pgd import PGD, trades_loss
 from ..augment import crop_flip
 from ..device import autocast
@@ -94,8 +95,8 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
 
 def _lr_at(recipe: VictimRecipe, epoch: float) -> float:
     if recipe.schedule == "cosine":
-        return recipe.lr * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs))
-    return recipe.lr * (0.1 ** sum(epoch >= m for m in recipe.milestones))
+        return cosine(recipe.lr, epoch, recipe.epochs)
+    return step_decay(recipe.lr, epoch, recipe.milestones)
 
 
 def train_victim(
@@ -136,8 +137,7 @@ def train_victim(
         perm = torch.randperm(n, generator=sampler).to(device)
         loss_sum, correct = 0.0, 0
         for i in range(steps):
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(recipe, epoch + i / steps)
+            set_lr(opt, _lr_at(recipe, epoch + i / steps))
             idx = ctx.shard(perm[i * recipe.batch_size:(i + 1) * recipe.batch_size])
             xb = x_dev[idx].float().div_(255)
             if recipe.augment:
