@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unlearnable.errors import DataError, GeneratorFileError
+from unlearnable.errors import ConfigError, DataError, GeneratorFileError
 from unlearnable.io.images import decode_image
 from unlearnable.poison import PoisonConfig, apply_budget, perturbation, protect_folder
 
@@ -203,8 +203,8 @@ def test_work_size_defaults_to_the_generators_training_size_and_resume_keeps_it(
     assert resolve_work_size("auto", info.image_size) == info.image_size
     assert resolve_work_size("full", 32) == 0 and resolve_work_size("48", 32) == 48
     for bad in ("4", "big", "-1"):
-        with pytest.raises(DataError, match="--work-size must be auto, full"):
-            resolve_work_size(bad, 32)
+        with pytest.raises(ConfigError, match="--work-size must be auto, full"):
+            PoisonConfig(work_size=bad)
     src = tmp_path / "src"
     src.mkdir()
     Image.fromarray((torch.rand(64, 96, 3) * 255).byte().numpy()).save(src / "big.png")

@@ -74,6 +74,8 @@ def poison(
 ) -> None:
     """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
     with error_boundary(json_out, rerun_hint()):
+        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
+                              shard=parse_shard(shard), workers=workers, work_size=work_size)
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
@@ -85,8 +87,6 @@ def poison(
             console.print(f"using the built-in generator {gen.name} (no --gen given). It was trained on five CIFAR-10 "
                           "classes and protects pictures unlike them only weakly (README, 'The built-in generator'); "
                           "for real protection train one on your pictures: unlearnable train-generator ./photos")
-        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
-                              shard=parse_shard(shard), workers=workers, work_size=work_size)
         with progress_bar("protecting", quiet=False) as bar:
             task = bar.add_task("protecting", total=None, info="")
             result = protect_folder(

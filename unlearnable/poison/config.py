@@ -22,6 +22,19 @@ class PoisonConfig:
     # "auto" = the generator's training size (README, "Resolution policy"), 0 = full resolution
     work_size: int | str = "auto"
 
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if self.fmt not in SUFFIX:
+            raise ConfigError(f"unknown --format {self.fmt!r}; use png, jpeg or webp")
+        if self.work_size not in ("auto", "full"):
+            try:
+                size = int(self.work_size)
+            except (TypeError, ValueError):
+                size = -1
+            if size != 0 and size < 8:
+                raise ConfigError(f"--work-size must be auto, full or a number of pixels >= 8, not {self.work_size!r}")
+
 
 @dataclass
 class PoisonResult:

@@ -34,7 +34,7 @@ from ..io.images import (
     sha256_file,
 )
 from ..methods import load_protector
-from .config import SUFFIX, PoisonConfig, PoisonResult
+from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
 from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, shard_names
 from .tiling import apply_budget, batch_keys, compare, perturb_at, resolve_work_size
@@ -216,8 +216,6 @@ def protect_folder(
     """Protect every picture under ``input_dir`` (this shard's share) with the file ``gen_path``."""
     input_dir = Path(input_dir)
     out_dir = Path(out_dir) if out_dir else input_dir.parent / f"{input_dir.resolve().name}_protected"
-    if config.fmt not in SUFFIX:
-        raise DataError(f"unknown output format {config.fmt!r}; use png, jpeg or webp")
     special: list[Skipped] = []
     all_files = list_images(input_dir, special)
     if not all_files:

@@ -7,7 +7,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
 from .config import PoisonConfig
 
 
@@ -69,18 +68,13 @@ def perturbation(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | 
 
 
 def resolve_work_size(work_size: int | str, trained_size: int) -> int:
-    """The shorter side to compute perturbations at: ``auto`` is the generator's training size."""
+    """The shorter side to compute perturbations at (0: full): ``auto`` is the generator's training size.
+
+    ``work_size`` was checked by :class:`PoisonConfig`.
+    """
     if work_size == "auto":
         return trained_size
-    if work_size == "full":
-        return 0
-    try:
-        size = int(work_size)
-    except (TypeError, ValueError):
-        size = -1
-    if size != 0 and size < 8:
-        raise DataError(f"--work-size must be auto, full or a number of pixels >= 8, not {work_size!r}")
-    return size
+    return 0 if work_size == "full" else int(work_size)
 
 
 def perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig,
