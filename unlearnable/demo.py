@@ -116,7 +116,7 @@ def run_demo(
     stage("training a generator on train/")
     gen_path = root / "generator.safetensors"
     config = replace(
-        PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=40, epochs=2, min_steps=0, batch_size=64,
+        PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=30, epochs=2, min_steps=0, batch_size=64,
         image_size=DEMO_SIZE, seed=seed, keys="folders",  # the demo's pictures come labelled
     )
     trained = train_generator(root / "train", gen_path, config, device, on_step=on_step)
