@@ -29,10 +29,18 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Protect image folders from unauthorized training with imperceptible perturbations.",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": []},  # our own --help (HelpOpt): a flag without a <bool> placeholder
 )
 
 DeviceOpt = typer.Option("auto", "--device", help=f"Where to compute: {'|'.join(DEVICE_CHOICES)} (auto: cuda, mps, cpu).")
+def _help(ctx: typer.Context, value: bool) -> None:
+    if value:
+        typer.echo(ctx.get_help(), nl=False)
+        raise typer.Exit()
+
+
+HelpOpt = typer.Option(False, "--help", "-h", metavar="", is_eager=True, callback=_help, expose_value=False,
+                       help="Show this message and exit.")
 JsonOpt = typer.Option(False, "--json", metavar="", help="Print exactly one JSON object on stdout (human output stays on stderr).")
 
 
@@ -52,6 +60,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True, help="Show the version and exit."),
+    show_help: bool = HelpOpt,
 ) -> None:
     """Protect image folders from unauthorized training with imperceptible perturbations."""
 
@@ -71,6 +80,7 @@ def poison(
     work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
     with error_boundary(json_out, rerun_hint()):
@@ -145,6 +155,7 @@ def train_generator_cmd(
     resume: bool = typer.Option(False, "--resume", metavar="", help="Continue an interrupted run from <out>.ckpt (gue)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
     budget = budget_option(eps, allow_visible=allow_visible)
@@ -182,6 +193,7 @@ def train_encoder_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Train a feature encoder whose clusters key a label-free generator (train-generator --encoder)."""
     with error_boundary(json_out, "the run was stopped; run the same command again to start it over"):
@@ -240,6 +252,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Train fresh victims on protected pictures and report their clean-test accuracy."""
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
@@ -282,6 +295,7 @@ def defend(
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Run known countermeasures (JPEG, grayscale, filters, mixup, adversarial training...) and report what survives."""
     adv = budget_option(adv_eps, name="--adv-eps")
@@ -312,6 +326,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed for python, numpy and torch."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
 ) -> None:
     """Run the whole workflow on synthetic pictures: train, protect unseen pictures, evaluate."""
     budget = budget_option(eps, allow_visible=False)
