@@ -73,13 +73,18 @@ def test_train_generator_creates_the_output_folder_before_training(tmp_path):
     assert out.is_file() and stat.S_IMODE(out.stat().st_mode) & 0o044  # readable like any file
 
 
-def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
+def _log_progress(monkeypatch):
+    """A LogProgress with a 100-step task on a clock the test sets (``now[0]``)."""
     from unlearnable.cli import common
 
     now = [0.0]
     monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
     progress = common.LogProgress()
-    task = progress.add_task("training", total=100)
+    return progress, progress.add_task("training", total=100), now
+
+
+def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
+    progress, task, now = _log_progress(monkeypatch)
     for step in range(1, 101):
         now[0] = step * 1.0  # one step a second
         progress.update(task, completed=step, info=f"step {step}")
@@ -93,12 +98,7 @@ def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
 
 def test_log_eta_ignores_the_wait_before_the_first_step(capsys, monkeypatch):
     """A task added before a minute of reading pictures estimates from its steps, not the wait."""
-    from unlearnable.cli import common
-
-    now = [0.0]
-    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
-    progress = common.LogProgress()
-    task = progress.add_task("training", total=100)
+    progress, task, now = _log_progress(monkeypatch)
     for step in range(1, 31):
         now[0] = 60.0 + step  # a minute of loading, then one step a second
         progress.update(task, completed=step)
