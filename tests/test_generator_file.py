@@ -52,7 +52,7 @@ def test_tampered_shapes_are_refused(gen_file):
 def test_foreign_and_truncated_files(tmp_path, gen_file):
     foreign = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(GeneratorFileError, match="not an unlearnable generator"):
+    with pytest.raises(GeneratorFileError, match="not an unlearnable protection file"):
         read_info(foreign)
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(gen_file.read_bytes()[:300])

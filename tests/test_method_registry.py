@@ -75,7 +75,7 @@ def test_a_registered_method_trains_and_protects_through_the_cli(tmp_path):
             Image.new("RGB", (40, 32), (200, 200 - 10 * i, 190)).save(photos / f"{i}.png")
         res = runner.invoke(app, ["train-generator", str(photos), "--method", "stripes", "--out", str(tmp_path / "s.safetensors"), "--json"])
         assert res.exit_code == 0, res.output
-        assert json.loads(res.stdout)["images"] == 4 and "stripes file written" in res.stderr
+        assert json.loads(res.stdout)["images"] == 4 and "protection file (stripes file) written" in " ".join(res.stderr.split())
         res = runner.invoke(app, ["poison", str(photos), "--gen", str(tmp_path / "s.safetensors"), "--out", str(tmp_path / "out"), "--json"])
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout)["protected"] == 4

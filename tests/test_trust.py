@@ -33,7 +33,7 @@ def test_gen_that_is_a_folder_says_so(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
     (tmp_path / "gens").mkdir()
     res = runner.invoke(app, ["poison", str(tmp_path / "in"), "--gen", str(tmp_path / "gens")])
-    assert res.exit_code == 1 and "is a folder, not a generator file" in res.output
+    assert res.exit_code == 1 and "is a folder, not a protection file" in res.output
 
 
 def test_small_tiles_are_refused():

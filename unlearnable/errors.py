@@ -18,7 +18,7 @@ class DataError(UnlearnableError):
 
 
 class GeneratorFileError(UnlearnableError):
-    """A generator file is not ours, damaged, tampered with or too new."""
+    """A protection file is not ours, damaged, tampered with or too new."""
 
 
 class GuaranteeError(UnlearnableError):

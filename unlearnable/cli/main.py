@@ -68,7 +68,7 @@ def main(
 @app.command()
 def poison(
     input_dir: Path = typer.Argument(..., help="Folder of pictures to protect (searched recursively)."),
-    gen: Optional[Path] = typer.Option(None, "--gen", help="Generator file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (see README)."),
+    gen: Optional[Path] = typer.Option(None, "--gen", help="Protection file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (see README)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <input>_protected beside the input)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
     fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),
@@ -124,7 +124,7 @@ _METHOD_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "gene
 def train_generator_cmd(
     data_dir: Path = typer.Argument(..., help="Folder of pictures, any layout (searched recursively); no labels needed."),
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
-    out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the generator file."),
+    out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the protection file (a generator for gue, a source model for rem, em, tap)."),
     preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Game epochs (BOME or TGDA); default from the preset (cpu: 8 warm-up + 4 game epochs, stretched on folders under 10,000 pictures to 948 steps in all)."),
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Min-min warm-start epochs before the game; default from the preset."),
@@ -176,7 +176,7 @@ def train_generator_cmd(
             )
         if not ctx.is_main:
             return
-        title = f"{chosen.written} written to {report.output}" + (f" ({ctx.world} processes)" if ctx.active else "")
+        title = f"protection file ({chosen.written}) written to {report.output}" + (f" ({ctx.world} processes)" if ctx.active else "")
         columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
                    "minutes": f"{report.seconds / 60:.1f}"}
         console.print(summary_table(title, columns))

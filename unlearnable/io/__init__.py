@@ -1,1 +1,1 @@
-"""Reading and writing images and generator files."""
+"""Reading and writing images and protection files."""

@@ -1,4 +1,4 @@
-"""The generator file: safetensors weights plus namespaced string metadata.
+"""The protection file (a generator or a source model): safetensors weights plus namespaced string metadata.
 
 Metadata keys (all strings, all prefixed ``unlearnable.``): ``format_version``, ``config``
 (the :class:`GeneratorConfig` as JSON), ``eps`` (as the user wrote it, e.g. "8/255"),
@@ -182,16 +182,16 @@ def file_metadata(path: Path) -> dict:
     """The ``unlearnable.*`` metadata of a protection file, after the checks every file passes."""
     path = Path(path)
     if path.is_dir():
-        raise GeneratorFileError(f"{path} is a folder, not a generator file; pass the .safetensors file "
+        raise GeneratorFileError(f"{path} is a folder, not a protection file; pass the .safetensors file "
                                  "that `unlearnable train-generator` wrote")
     if not path.is_file():
-        raise GeneratorFileError(f"generator file {path} does not exist; train one with `unlearnable train-generator`")
+        raise GeneratorFileError(f"protection file {path} does not exist; make one with `unlearnable train-generator`")
     meta = _metadata(path)
     if meta.get("kind") == "keys":
         raise GeneratorFileError(f"{path} is a key-encoder file, not a generator; pass it to "
                                  "`unlearnable train-generator --encoder` and protect with the generator that makes")
     if "format_version" not in meta:
-        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
+        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable protection file")
     return meta
 
 
@@ -204,7 +204,7 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     """Read and validate only the metadata of a generator or source-model file."""
     meta = file_metadata(path)
     if "format_version" not in meta or not ("config" in meta or "source" in meta):
-        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable generator")
+        raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable protection file")
     try:
         version = int(meta["format_version"])
     except ValueError:
