@@ -211,7 +211,7 @@ def test_work_size_defaults_to_the_generators_training_size_and_resume_keeps_it(
     res = protect_folder(src, gen_file, tmp_path / "out")
     assert res.work_size == info.image_size
     # an output folder made at one working size is not continued at another
-    with pytest.raises(DataError, match="work_size differs"):
+    with pytest.raises(DataError, match=f"protected with --work-size {info.image_size}; add --work-size {info.image_size}"):
         protect_folder(src, gen_file, tmp_path / "out", PoisonConfig(work_size="full"))
 
 

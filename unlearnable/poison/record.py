@@ -61,8 +61,12 @@ class State:
 
     @staticmethod
     def _check_header(found: dict, header: dict, out_dir: Path) -> None:
-        for key in ("generator_sha256", "format", "work_size"):
-            if found.get(key, 0 if key == "work_size" else None) != header[key]:
+        made_at = found.get("work_size", 0)  # outputs made before --work-size auto: full resolution
+        if made_at != header["work_size"] and found.get("generator_sha256") == header["generator_sha256"]:
+            raise DataError(f"{out_dir} was protected with --work-size {made_at or 'full'}; add --work-size "
+                            f"{made_at or 'full'} to continue it, or choose another --out")
+        for key in ("generator_sha256", "format"):
+            if found.get(key) != header[key]:
                 raise DataError(
                     f"{out_dir} holds output of a different run ({key} differs); choose another --out "
                     "or delete that folder"
