@@ -7,6 +7,7 @@ import torch
 from unlearnable.evaluate import EvaluationConfig, evaluate_protection
 from unlearnable.poison import PoisonConfig, protect_folder
 from unlearnable.synthetic import write_folder
+from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, train_generator
 from unlearnable.training.victim import RECIPES
 
@@ -35,7 +36,7 @@ def test_protected_pictures_teach_a_trainer_much_less(tmp_path):
     write_folder(tmp_path / "train", *gratings(40, seed=0), names)
     write_folder(tmp_path / "test", *gratings(20, seed=1), names)
     config = replace(PRESETS["cpu"], warmup_epochs=30, epochs=1, min_steps=0, batch_size=32, image_size=16, gen_lr=3e-3,
-                     inner_steps=1, keys="folders", seed=0)
+                     bome=BomeSettings(inner_steps=1), keys="folders", seed=0)
     train_generator(tmp_path / "train", tmp_path / "gen.safetensors", config, CPU)
     poisoned = protect_folder(tmp_path / "train", tmp_path / "gen.safetensors", tmp_path / "prot", PoisonConfig(), CPU)
     assert poisoned.protected == 320 and poisoned.max_change_levels <= 8

@@ -16,6 +16,7 @@ from unlearnable.io.genfile import KEYED_FORMAT, load_generator
 from unlearnable.io.images import atomic_write_bytes, encode_image
 from unlearnable.models.keys import ClusterKeys, KeyConfig
 from unlearnable.synthetic import synthetic_images
+from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, train_generator
 
 CPU = torch.device("cpu")
@@ -58,7 +59,7 @@ def _flat_folder(root, n_classes=3, per_class=12, size=16, seed=0):
 
 
 def _tiny(**kw):
-    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=1, batch_size=16, image_size=16, inner_steps=1,
+    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=1, batch_size=16, image_size=16, bome=BomeSettings(inner_steps=1),
                    min_steps=0, **kw)
 
 

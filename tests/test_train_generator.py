@@ -6,6 +6,7 @@ import torch
 from unlearnable.errors import UnlearnableError
 from unlearnable.io.genfile import load_generator
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
+from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, checkpoint_path, stretch_schedule, train_generator
 
 CPU = torch.device("cpu")
@@ -19,7 +20,7 @@ def small_set(tmp_path):
 
 def _tiny(**kw):
     kw.setdefault("min_steps", 0)
-    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=2, batch_size=16, image_size=16, inner_steps=1, **kw)
+    return replace(PRESETS["cpu"], warmup_epochs=1, epochs=2, batch_size=16, image_size=16, **{"bome": BomeSettings(inner_steps=1), **kw})
 
 
 def test_small_folders_get_the_steps_of_a_large_one():
@@ -66,7 +67,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, small_set):
     with pytest.raises(UnlearnableError, match="--resume"):
         train_generator(small_set, out, _tiny(), CPU)
     with pytest.raises(UnlearnableError, match="different options"):
-        train_generator(small_set, out, _tiny(inner_lr=0.5), CPU, resume=True)
+        train_generator(small_set, out, _tiny(bome=BomeSettings(inner_steps=1, inner_lr=0.5)), CPU, resume=True)
     train_generator(small_set, out, _tiny(), CPU, resume=True)
     a, _ = load_generator(reference)
     b, _ = load_generator(out)

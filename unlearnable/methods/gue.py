@@ -23,10 +23,12 @@ from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, 
 from .base import Method, TrainReport, default_generator, register
 
 SOLVERS = ("bome", "tgda")
+_BOME = {"inner_steps"}  # options that go into the solvers' own settings
+_TGDA = {"leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping"}
 
 # Options copied into the settings as given (after the checks in GueMethod.settings).
-_PLAIN = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware", "solver",
-          "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters", "max_minutes",
+_PLAIN = ("epochs", "warmup_epochs", "batch_size", "generator", "victim", "label_aware", "solver", "keys", "clusters",
+          "max_minutes",
           "fraction", "max_images")
 
 
@@ -46,7 +48,7 @@ class GueMethod(Method):
     name = "gue"
     summary = "a generator: one forward pass protects any new picture"
     presets = tuple(PRESETS)
-    options = frozenset(_PLAIN) | {"adv_eps", "encoder", "resume", "robust"}
+    options = frozenset(_PLAIN) | {"adv_eps", "encoder", "resume", "robust"} | _BOME | _TGDA
     file_methods = ("gue", "gue-at")
     written = "generator"
 
@@ -61,6 +63,9 @@ class GueMethod(Method):
         if given.get("clusters") is not None and given.get("keys", "clusters") != "clusters":
             raise ConfigError("--clusters goes with --keys clusters (folders gives one key per class)")
         overrides = {k: given[k] for k in _PLAIN if given.get(k) is not None}
+        base = PRESETS[preset]
+        overrides["bome"] = replace(base.bome, **{k: given[k] for k in _BOME if given.get(k) is not None})
+        overrides["tgda"] = replace(base.tgda, **{k: given[k] for k in _TGDA if given.get(k) is not None})
         overrides.update(eps=budget.value, eps_text=budget.text, image_size=image_size, seed=seed,
                          encoder=encoder_file(given.get("encoder")))
         if given.get("robust") is not None:

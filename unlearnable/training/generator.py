@@ -65,14 +65,10 @@ class GeneratorTrainingConfig:
     epochs: int = 4  # game epochs (BOME or TGDA)
     solver: str = "bome"  # bome | tgda
     batch_size: int = 128  # images per outer step
-    inner_steps: int = 2  # T, Adam steps for theta^T
-    inner_lr: float = 1e-3  # Adam lr of the inner steps
-    rho: float = 1.5  # BOME barrier strength
-    leader_steps: int = 1  # TGDA m: total-gradient generator steps per round
-    follower_steps: int = 1  # TGDA n: victim steps per round (paper 20; 1 keeps a CPU epoch short)
-    cg_steps: int = 10  # TGDA conjugate-gradient iterations
-    cg_tol: float = 1e-4  # TGDA CG relative residual tolerance
-    damping: float = 0.1  # TGDA Hessian damping
+    # the solvers' own settings: BOME's T = 2 Adam steps (paper 10), TGDA's n = 1 victim step
+    # per round (paper 20; 1 keeps a CPU epoch short)
+    bome: BomeSettings = BomeSettings(inner_steps=2)
+    tgda: TgdaSettings = TgdaSettings(follower_steps=1)
     adv_eps: float = 0.0  # GUE-AT: TRADES follower radius eps_d on [0, 1] (0: standard follower)
     adv_eps_text: str = "0"
     milestones: tuple[int, ...] = ()  # epochs at which both learning rates are multiplied by 0.1
@@ -95,24 +91,26 @@ class GeneratorTrainingConfig:
         return self.warmup_epochs + self.epochs
 
 
+PAPER_BOME = BomeSettings(inner_steps=10, inner_lr=1e-3)  # the paper's T and inner step (its code: 1e-4)
+
 PRESETS = {
     # 948 steps = 8 + 4 epochs of 10,000 pictures; a smaller folder gets more epochs, the same work
     "cpu": GeneratorTrainingConfig(min_steps=948),
     "paper": GeneratorTrainingConfig(
         generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=50,
-        batch_size=256, inner_steps=10, inner_lr=1e-3, victim_lr=0.01, victim_momentum=0.0,
+        batch_size=256, bome=PAPER_BOME, victim_lr=0.01, victim_momentum=0.0,
         gen_optimizer="sgd", gen_lr=0.1, augment=False,
     ),
     # GUE-AT(8/255, 4/255): the paper's adversarial game, 150 epochs, decay at 120 and 140.
     "paper-at": GeneratorTrainingConfig(
         generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=150,
-        batch_size=256, inner_steps=10, inner_lr=1e-3, victim_lr=0.01, victim_momentum=0.0,
+        batch_size=256, bome=PAPER_BOME, victim_lr=0.01, victim_momentum=0.0,
         gen_optimizer="sgd", gen_lr=0.1, augment=False, adv_eps=4 / 255, adv_eps_text="4/255",
         milestones=(120, 140),
     ),
     # The paper's algorithm and step sizes with the CPU-sized networks: the baseline row.
     "paper-small": GeneratorTrainingConfig(
-        label_aware=False, warmup_epochs=0, epochs=50, inner_steps=10, inner_lr=1e-3,
+        label_aware=False, warmup_epochs=0, epochs=50, bome=PAPER_BOME,
         victim_lr=0.01, victim_momentum=0.0, gen_optimizer="sgd", gen_lr=0.1, augment=False,
     ),
 }
@@ -206,8 +204,8 @@ def train_generator(
     victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
     solvers: dict[str, Solver] = {
         "min-min": MinMin(),
-        "bome": Bome(BomeSettings(config.inner_steps, config.inner_lr, config.rho)),
-        "tgda": Tgda(TgdaSettings(config.leader_steps, config.follower_steps, config.cg_steps, config.cg_tol, config.damping)),
+        "bome": Bome(config.bome),
+        "tgda": Tgda(config.tgda),
     }
     loss_fn = follower_loss(config.adv_eps)
     modules = {"generator": generator, "victim": victim}
