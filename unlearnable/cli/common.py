@@ -13,14 +13,14 @@ from typing import Iterator
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..budget import Budget, check_invisible, parse_budget
 from ..errors import ConfigError, UnlearnableError
 
 # Human output goes to stderr; stdout carries data only (--json).
-console = Console(stderr=True)
+# A log file has no width: Rich's 80-column default there cut the summary tables' headers.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 LOG_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
 
 
@@ -42,15 +42,6 @@ def budget_option(value: str | None, allow_zero: bool = False, name: str = "--ep
         return budget
     except UnlearnableError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def summary_table(title: str, columns: dict[str, str]) -> Table:
-    """A one-row summary table: column name -> value, right-aligned."""
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col, justify="right")
-    table.add_row(*columns.values())
-    return table
 
 
 def emit_json(data: dict) -> None:

@@ -18,12 +18,12 @@ from ..evaluate import EvaluationConfig, evaluate_protection, save_report, train
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import remember, training_folders
 from ..models.unet import GENERATOR_PRESETS
-from ..methods import METHODS, default_generator, get_method
+from ..methods import COMMON_OPTIONS, METHODS, default_generator, get_method
 from ..models.victims import VICTIMS
 from ..training.generator import PRESETS
 from ..training.victim import RECIPES, victim_recipe
-from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint, summary_table
-from .render import defend_table, demo_table, evaluate_table, poison_table
+from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint
+from .render import defend_table, demo_table, evaluate_table, poison_table, summary_table
 
 app = typer.Typer(
     add_completion=False,
@@ -114,10 +114,8 @@ def poison(
             emit_json(result.to_dict())
 
 
-# train-generator's method-specific options (parameter names); each method declares which it reads
-_METHOD_OPTIONS = ("epochs", "warmup_epochs", "inner_steps", "batch_size", "generator", "victim", "label_aware",
-                   "solver", "leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping", "keys", "clusters",
-                   "encoder", "max_minutes", "resume", "iterations", "fraction", "max_images", "robust")
+# train-generator's method-specific options (parameter names): whatever a registered method reads
+_METHOD_OPTIONS = frozenset().union(COMMON_OPTIONS, *(m.options for m in METHODS.values()))
 
 
 @app.command("train-generator")

@@ -14,6 +14,11 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
     return table
 
 
+def summary_table(title: str, columns: dict[str, str]) -> Table:
+    """A one-row summary: column name -> value."""
+    return _table(title, tuple(columns), [tuple(columns.values())])
+
+
 def poison_table(result) -> Table:
     title = f"protected {result.output_dir}" + (f" (part {result.shard})" if result.shard != "0/1" else "")
     work = "full" if not result.work_size else f"{result.work_size} px"

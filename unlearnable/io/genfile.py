@@ -203,7 +203,7 @@ def file_method(path: Path) -> str:
 def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
     """Read and validate only the metadata of a generator or source-model file."""
     meta = file_metadata(path)
-    if "format_version" not in meta or not ("config" in meta or "source" in meta):
+    if not ("config" in meta or "source" in meta):
         raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable protection file")
     try:
         version = int(meta["format_version"])
