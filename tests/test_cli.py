@@ -64,13 +64,14 @@ def test_help_lists_only_real_commands():
 
 
 def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, monkeypatch):
-    import unlearnable.cli.main as cli_main
+    import unlearnable.cli.trainer_cmd as cli_main
+    from unlearnable.errors import UnlearnableError
 
     seen = {}
 
     def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch, ctx):
         seen.update(protected=protected_dir, test=test, clean=clean, adv=config.recipe.adv_eps, ratio=config.protect_ratio)
-        raise cli_main.UnlearnableError("stopped after checking the arguments")
+        raise UnlearnableError("stopped after checking the arguments")
 
     monkeypatch.setattr(cli_main, "evaluate_protection", fake_evaluate)
     src = _folder(tmp_path / "photos")

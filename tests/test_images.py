@@ -1,7 +1,6 @@
 import io
 
 import pytest
-import torch
 from PIL import Image
 
 from unlearnable.errors import DataError

@@ -163,7 +163,7 @@ def test_trained_encoder_travels_inside_the_generator(tmp_path):
 
 
 def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, monkeypatch):
-    from unlearnable.cli import main as cli_main
+    from unlearnable.cli import poison_cmd as cli_main
     from unlearnable.methods import default_generator
 
     _flat_folder(tmp_path / "photos", per_class=2)

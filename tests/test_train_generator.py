@@ -5,7 +5,7 @@ import torch
 
 from unlearnable.errors import UnlearnableError
 from unlearnable.io.genfile import load_generator
-from unlearnable.synthetic import make_synthetic_folder, synthetic_images
+from unlearnable.synthetic import make_synthetic_folder
 from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, checkpoint_path, stretch_schedule, train_generator
 

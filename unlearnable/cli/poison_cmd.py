@@ -1,0 +1,69 @@
+"""`unlearnable poison`: protect a folder with a protection file, one forward pass a picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..device import resolve_device
+from ..errors import UnlearnableError
+from ..methods import default_generator
+from ..poison import PoisonConfig, parse_shard, protect_folder
+from ..project import remember
+from .common import console, emit_json, error_boundary, progress_bar, rerun_hint
+from .options import DeviceOpt, HelpOpt, JsonOpt
+from .render import poison_table
+
+
+def _built_in() -> Path:
+    gen = default_generator()
+    if gen is None:
+        raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
+                               "(make one with `unlearnable train-generator ./photos`)")
+    console.print(f"using the built-in generator {gen.name} (no --gen given). It was trained on five CIFAR-10 "
+                  "classes and protects pictures unlike them only weakly (README, 'The built-in generator'); "
+                  "for real protection train one on your pictures: unlearnable train-generator ./photos")
+    return gen
+
+
+def poison(
+    input_dir: Path = typer.Argument(..., help="Folder of pictures to protect (searched recursively)."),
+    gen: Optional[Path] = typer.Option(None, "--gen", help="Protection file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (see README)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <input>_protected beside the input)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
+    fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),
+    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality 1-100 (lossy formats only)."),
+    strict: bool = typer.Option(False, "--strict", metavar="", help="Stop at the first damaged picture instead of skipping it."),
+    tile: int = typer.Option(512, "--tile", min=128, help="Pictures larger than this many pixels a side are protected in overlapping tiles."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
+    work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
+) -> None:
+    """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
+    with error_boundary(json_out, rerun_hint()):
+        config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
+                              shard=parse_shard(shard), workers=workers, work_size=work_size)
+        if fmt != "png":
+            console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
+                          "and can move pixels beyond the budget; png keeps it exact")
+        gen = gen or _built_in()
+        with progress_bar("protecting", quiet=False) as bar:
+            task = bar.add_task("protecting", total=None, info="")
+            result = protect_folder(
+                input_dir, gen, out, config, resolve_device(device),
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_skip=lambda s: console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False),
+            )
+        console.print(poison_table(result))
+        if result.shard != "0/1":
+            n = result.shard.split("/")[1]
+            console.print("all parts done: manifest.json merged" if result.merged
+                          else f"part {result.shard} done; manifest.json is merged when all {n} parts have finished")
+        remember({"protected": result.output_dir, "clean": input_dir})
+        if json_out:
+            emit_json(result.to_dict())

@@ -1,0 +1,102 @@
+"""`unlearnable evaluate` and `defend`: play the would-be trainer on protected pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..defenses import DEFENSES, build_defenses
+from ..evaluate import EvaluationConfig, evaluate_protection, save_report, training_kind
+from ..project import remember, training_folders
+from ..training.victim import victim_recipe
+from .common import budget_option, console, emit_json, error_boundary, progress_bar
+from .options import (STOPPED, ArchOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSizeOpt, JsonOpt, LabelsOpt,
+                      RecipeOpt, SeedOpt, TestOpt, setup, training_callbacks)
+from .render import defend_table, evaluate_table
+
+
+def evaluate(
+    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output, from .unlearnable.json)."),
+    test: Optional[Path] = TestOpt,
+    clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
+    adv_eps: str = typer.Option("0", "--adv-eps", help="Adversarial training L-inf radius, e.g. 4/255 (0: standard training)."),
+    adv_loss: str = typer.Option("pgd", "--adv-loss", help="Adversarial training loss: pgd (Madry, 10 steps of eps/4) or trades (beta 1)."),
+    protect_ratio: float = typer.Option(1.0, "--protect-ratio", min=0.0, max=1.0, help="Share (0-1) of training pictures that are protected; the rest are the --clean originals."),
+    labels: Optional[Path] = LabelsOpt,
+    clean_extra: Optional[Path] = typer.Option(None, "--clean-extra", help="Further clean labelled pictures added to every training set."),
+    arch: Optional[str] = ArchOpt,
+    recipe: str = RecipeOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per step; default from the recipe."),
+    image_size: int = ImageSizeOpt,
+    runs: int = typer.Option(1, "--runs", min=1, help="Repeat each training with seeds seed..seed+runs-1; report mean and std."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here, and the learning curves as PNG next to it (default: <protected>.evaluation.json)."),
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
+) -> None:
+    """Train fresh victims on protected pictures and report their clean-test accuracy."""
+    adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
+    with error_boundary(json_out, STOPPED):
+        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        rec = victim_recipe(recipe, arch, epochs, batch_size, adv.value, adv_loss)
+        dev, ctx = setup(seed, device)
+        config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
+                                  protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels)
+        with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
+            on_stage, on_epoch = training_callbacks(bar)
+            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx)
+        if not ctx.is_main:
+            return
+        remember({"test": test})
+        title = f"{rec.arch}, {rec.epochs} epochs, {training_kind(rec, adv.text)}"
+        console.print(evaluate_table(result, f"{title}, {result.test_images} test pictures", runs))
+        if result.accuracy_drop is not None:
+            console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
+        report = save_report(result, protected_dir, report, title)
+        console.print(f"report: {report} and {report.with_suffix('.png')}")
+        if json_out:
+            emit_json(result.to_dict())
+
+
+def defend(
+    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output)."),
+    test: Optional[Path] = TestOpt,
+    defense: list[str] = typer.Option(["all"], "--defense", help=f"Countermeasure to run, repeatable: all, {', '.join(DEFENSES)}."),
+    clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
+    sweep: bool = typer.Option(False, "--sweep", metavar="", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
+    adv_eps: str = typer.Option("8/255", "--adv-eps", help="L-inf radius of the adversarial-training defense, e.g. 8/255."),
+    labels: Optional[Path] = LabelsOpt,
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the purified protected pictures here, one folder per defense."),
+    arch: Optional[str] = ArchOpt,
+    recipe: str = RecipeOpt,
+    epochs: Optional[int] = EpochsOpt,
+    image_size: int = ImageSizeOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+    show_help: bool = HelpOpt,
+) -> None:
+    """Run known countermeasures (JPEG, grayscale, filters, mixup, adversarial training...) and report what survives."""
+    adv = budget_option(adv_eps, name="--adv-eps")
+    with error_boundary(json_out, STOPPED):
+        from ..defend import DefendConfig, run_defenses
+
+        defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
+        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        rec = victim_recipe(recipe, arch, epochs)
+        dev, ctx = setup(seed, device)
+        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
+        with progress_bar("defending", quiet=not ctx.is_main) as bar:
+            on_stage, on_epoch = training_callbacks(bar)
+            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx)
+        if not ctx.is_main:
+            return
+        remember({"test": test})
+        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
+                                           f"{result.train_images} pictures)"))
+        if json_out:
+            emit_json(result.to_dict())
