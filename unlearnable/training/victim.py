@@ -60,7 +60,6 @@ class VictimResult:
         return asdict(self)
 
 
-@torch.no_grad()
 def victim_recipe(name: str, arch: str | None = None, epochs: int | None = None, batch_size: int | None = None,
                   adv_eps: float = 0.0, adv_loss: str = "pgd") -> VictimRecipe:
     """A named recipe with the options given; under adversarial training the paper recipe takes
