@@ -11,7 +11,7 @@ from unlearnable.attacks.pgd import PGD
 from unlearnable.cli.main import app
 from unlearnable.game.follower import follower_loss, standard_loss
 from unlearnable.game.tgda import TgdaSettings, conjugate_gradient, tgda_round, total_derivative
-from unlearnable.io.genfile import read_info
+from unlearnable.io.genfile import load_generator, read_info
 from unlearnable.methods.noise import NoiseSettings, defensive_noise
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
@@ -180,3 +180,17 @@ def test_unknown_method_and_solver_are_usage_errors(tmp_path):
     assert res.exit_code == 2 and "rem" in res.output
     res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--solver", "newton"])
     assert res.exit_code == 2 and "tgda" in res.output
+
+
+def test_two_way_switches_are_kept_either_way(tmp_path):
+    """--image-only (False) is a choice as much as --label-aware; it used to be dropped as 'unset'."""
+    make_synthetic_folder(tmp_path / "data", num_classes=2, per_class=8, size=16)
+    out = tmp_path / "g.safetensors"
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--warmup-epochs", "1", "--epochs", "0",
+                              "--image-size", "16", "--image-only", "--luma", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    info = read_info(out)
+    assert info.training["label_aware"] is False and info.training["luma"] is True
+    model, _ = load_generator(out)
+    delta = model(torch.rand(2, 3, 16, 16))
+    assert not model.config.num_classes and torch.equal(delta[:, 0], delta[:, 1]) and torch.equal(delta[:, 1], delta[:, 2])

@@ -105,3 +105,20 @@ def test_parse_robust():
     assert robust.parse_robust("grayscale, jpeg") == ("jpeg", "grayscale")
     with pytest.raises(ConfigError, match="unknown transformation 'sepia'"):
         robust.parse_robust("jpeg,sepia")
+
+
+def test_a_luma_perturbation_survives_grayscale_whole():
+    """--luma: one pattern for R, G and B, so a grey conversion (weights summing to 1) keeps all of it."""
+    from unlearnable.models.unet import GeneratorConfig, UNetGenerator
+
+    gen = UNetGenerator(GeneratorConfig(channels=(8, 16), luma=True)).eval()
+    x = _pictures(4, 16) * 0.9 + 0.05  # away from 0 and 1: no clipping
+    with torch.no_grad():
+        delta = gen(x)
+        kept = robust.grayscale(x + delta) - robust.grayscale(x)
+    assert delta.abs().max() <= 8 / 255 + 1e-6 and delta.abs().max() > 0
+    assert torch.allclose(kept[:, 0], delta[:, 0], atol=1e-5)
+    assert GeneratorConfig.from_dict(GeneratorConfig().to_dict()).luma is False  # files without the field
+    assert "luma" not in GeneratorConfig().to_dict() and GeneratorConfig(luma=True).to_dict()["luma"] is True
+    with pytest.raises(ValueError, match="luma"):
+        GeneratorConfig.from_dict({**GeneratorConfig().to_dict(), "luma": "yes"})

@@ -18,6 +18,16 @@ from .render import summary_table
 
 # train-generator's method-specific options (parameter names): whatever a registered method reads
 _METHOD_OPTIONS = frozenset().union(COMMON_OPTIONS, *(m.options for m in METHODS.values()))
+_FLAGS = frozenset({"resume"})  # plain on/off flags: off is not a choice the user made
+
+
+def method_options(values: dict) -> dict:
+    """The options the user set that some method reads: None is unset, and so is an off flag.
+
+    A two-way switch such as --label-aware/--image-only is a choice either way: False is kept.
+    """
+    return {name: value for name, value in values.items()
+            if name in _METHOD_OPTIONS and value is not None and not (name in _FLAGS and value is False)}
 
 
 def train_generator(
@@ -33,6 +43,7 @@ def train_generator(
     generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
     victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
     label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", metavar="", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
+    luma: Optional[bool] = typer.Option(None, "--luma/--colour", metavar="", help="Perturb brightness only, one pattern for R, G and B (a trainer's grayscale conversion keeps all of it, JPEG most of it), or each channel on its own (default)."),
     keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
@@ -58,7 +69,7 @@ def train_generator(
 ) -> None:
     """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
     budget = budget_option(eps, allow_visible=allow_visible)
-    given = {name: value for name, value in locals().items() if name in _METHOD_OPTIONS and value is not None and value is not False}
+    given = method_options(locals())
     if adv_eps is not None:
         given["adv_eps"] = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary(json_out, rerun_hint("--resume")):

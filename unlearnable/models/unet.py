@@ -4,7 +4,10 @@ GUE (Liu et al., "Game-Theoretic Unlearnable Example Attacks", Algorithm 1) uses
 encoder-decoder g_w(x); the authors' code uses channels 64-128-256-512. The network is fully
 convolutional, so any input size works: inputs are padded (reflect) up to a multiple of
 2**depth and cropped back. With ``num_classes > 0`` the generator is *label-aware*: it
-also sees the class as one-hot planes, A(x, y) in the paper's unified framework.
+also sees the class as one-hot planes, A(x, y) in the paper's unified framework. With
+``luma`` it writes one pattern for all three channels: the perturbation changes brightness
+only, which a trainer's grayscale conversion keeps whole and JPEG's chroma subsampling
+does not touch.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ class GeneratorConfig:
     num_classes: int = 0  # > 0: label-aware generator A(x, y) with one-hot label planes
     eps: float = 8 / 255  # L-inf budget on [0, 1] images
     keys: KeyConfig | None = None  # label-aware only: the key model that finds y in the picture itself
+    luma: bool = False  # one pattern for the three channels: a change of brightness only
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
         if self.keys is None:
             del d["keys"]  # files without keys stay byte-compatible with older versions
+        if not self.luma:
+            del d["luma"]  # likewise
         return d
 
     @classmethod
@@ -52,7 +58,11 @@ class GeneratorConfig:
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
             raise ValueError(f"eps must be a number in (0, 1], not {eps!r}")
         keys = KeyConfig.from_dict(d["keys"]) if d.get("keys") is not None else None
-        return cls(channels=tuple(channels), in_channels=3, num_classes=num_classes, eps=float(eps), keys=keys)
+        luma = d.get("luma", False)
+        if not isinstance(luma, bool):
+            raise ValueError(f"luma must be true or false, not {luma!r}")
+        return cls(channels=tuple(channels), in_channels=3, num_classes=num_classes, eps=float(eps), keys=keys,
+                   luma=luma)
 
 
 MAX_LEVELS = 6  # U-Net depth a file may ask for
@@ -100,7 +110,7 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.ConvTranspose2d(cin, c, 2, stride=2))
             self.dec.append(_double_conv(2 * c, c))
             cin = c
-        self.head = nn.Conv2d(ch[0], config.in_channels, 1)
+        self.head = nn.Conv2d(ch[0], 1 if config.luma else config.in_channels, 1)
         if config.keys is not None:
             self.keys = ClusterKeys(config.keys)
         self.register_buffer("eps", torch.tensor(float(config.eps)), persistent=False)
@@ -142,6 +152,8 @@ class UNetGenerator(nn.Module):
         for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
         out = self.eps * torch.tanh(self.head(x))
+        if self.config.luma:  # equal in R, G and B: any grey conversion (weights summing to 1) keeps all of it
+            out = out.expand(-1, self.config.in_channels, -1, -1)
         return out[:, :, :h, :w]
 
 

@@ -80,6 +80,7 @@ class GeneratorTrainingConfig:
     gen_lr: float = 1e-3  # beta_atk
     augment: bool = True  # crop+flip inside the game, as the trainer will do
     robust: tuple[str, ...] = ()  # the trainer's preprocessing inside the game (robust.ROBUST names)
+    luma: bool = False  # one perturbation pattern for R, G and B (brightness only)
     image_size: int = 32  # pixels; pictures are resized (shorter side) and centre-cropped
     fraction: float | None = None  # train on a seeded random fraction of the folder
     max_images: int | None = None  # ... or at most this many pictures
@@ -194,7 +195,7 @@ def train_generator(
     config = stretch_schedule(config, len(data))
     gen_config = GeneratorConfig(
         channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
-        keys=keys.config if config.label_aware else None,
+        keys=keys.config if config.label_aware else None, luma=config.luma,
     )
     generator = UNetGenerator(gen_config).to(device)
     if config.label_aware:
