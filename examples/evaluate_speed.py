@@ -60,6 +60,24 @@ def plain_loop(folder: Path, test_x, test_y, recipe, k: int, device, workers: in
     return len(ds) * recipe.epochs / seconds, accuracy(model, test_x, test_y, device)
 
 
+def measure(data: Path, test_dir: Path, per_class: int, epochs: int, workers: int, device) -> dict:
+    """Both loops on the first ``per_class`` pictures of each class of ``data``; images/s and accuracy of each."""
+    folder = subset_folder(data, per_class)
+    recipe = replace(RECIPES["quick"], epochs=epochs)
+    test = load_labelled(test_dir, 32)
+    start = time.perf_counter()
+    train = load_labelled(folder, 32, class_names=test.class_names)
+    decode_s = time.perf_counter() - start
+    ours = train_victim(train.x, train.y, test.x, test.y, recipe, len(test.class_names), 0, device)
+    train_seconds = len(train) * recipe.epochs / ours.images_per_s  # per-epoch test evaluation excluded
+    ours_total = len(train) * recipe.epochs / (train_seconds + decode_s)
+    plain_ips, plain_acc = plain_loop(folder, test.x, test.y, recipe, len(test.class_names), device, workers)
+    return {"images": len(train), "epochs": recipe.epochs, "arch": recipe.arch, "device": str(device),
+            "ours_images_per_s": ours.images_per_s, "ours_accuracy": ours.accuracy,
+            "ours_with_decoding_images_per_s": ours_total, "plain_images_per_s": plain_ips, "plain_accuracy": plain_acc,
+            "speedup": ours.images_per_s / plain_ips, "speedup_with_decoding": ours_total / plain_ips}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="labelled training folder")
@@ -69,23 +87,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the plain loop")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
-    device = resolve_device(args.device)
-    folder = subset_folder(args.data, args.per_class)
-    recipe = replace(RECIPES["quick"], epochs=args.epochs)
-    test = load_labelled(args.test, 32)
-    start = time.perf_counter()
-    train = load_labelled(folder, 32, class_names=test.class_names)
-    decode_s = time.perf_counter() - start
-    ours = train_victim(train.x, train.y, test.x, test.y, recipe, len(test.class_names), 0, device)
-    train_seconds = len(train) * recipe.epochs / ours.images_per_s  # per-epoch test evaluation excluded
-    ours_total = len(train) * recipe.epochs / (train_seconds + decode_s)
-    plain_ips, plain_acc = plain_loop(folder, test.x, test.y, recipe, len(test.class_names), device, args.workers)
-    print(f"{len(train)} images x {recipe.epochs} epochs, {recipe.arch}, device {device}")
+    r = measure(args.data, args.test, args.per_class, args.epochs, args.workers, resolve_device(args.device))
+    print(f"{r['images']} images x {r['epochs']} epochs, {r['arch']}, device {r['device']}")
     print(f"{'path':34} {'images/s':>10} {'test acc':>9}")
-    print(f"{'ours (tensors on device)':34} {ours.images_per_s:>10.0f} {ours.accuracy:>9.2%}")
-    print(f"{'ours incl. one-off decoding':34} {ours_total:>10.0f} {'':>9}")
-    print(f"{'ImageFolder+DataLoader+PIL':34} {plain_ips:>10.0f} {plain_acc:>9.2%}")
-    print(f"speed-up: {ours.images_per_s / plain_ips:.2f}x (training), {ours_total / plain_ips:.2f}x (including decoding)")
+    print(f"{'ours (tensors on device)':34} {r['ours_images_per_s']:>10.0f} {r['ours_accuracy']:>9.2%}")
+    print(f"{'ours incl. one-off decoding':34} {r['ours_with_decoding_images_per_s']:>10.0f} {'':>9}")
+    print(f"{'ImageFolder+DataLoader+PIL':34} {r['plain_images_per_s']:>10.0f} {r['plain_accuracy']:>9.2%}")
+    print(f"speed-up: {r['speedup']:.2f}x (training), {r['speedup_with_decoding']:.2f}x (including decoding)")
 
 
 if __name__ == "__main__":

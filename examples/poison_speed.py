@@ -82,6 +82,47 @@ def run_worker(*args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def fresh_generator(work: Path) -> Path:
+    """A freshly initialised `small` U-Net written to ``work``: speed does not depend on the weights."""
+    import torch
+
+    from unlearnable.io.genfile import GeneratorInfo, save_generator
+    from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(channels=GENERATOR_PRESETS["small"], eps=8 / 255)
+    gen = work / "fresh-small.safetensors"
+    save_generator(gen, UNetGenerator(config).eval(), GeneratorInfo(config=config, eps_text="8/255"))
+    return gen
+
+
+def measure_case(gen: Path, work: Path, n: int, w: int, h: int, batch: int, full: bool = False) -> list[dict]:
+    """One NxWxH case: the bare forward ceiling (small pictures, or with ``full``) and `poison`, one row per policy."""
+    case = f"{n}x{w}x{h}"
+    folder, out = work / f"in-{case}", work / f"out-{case}"
+    print(f"{case}: writing pictures", file=sys.stderr, flush=True)
+    make_pictures(folder, n, w, h)
+    shutil.rmtree(out, ignore_errors=True)
+    common = [str(gen), str(folder), str(out), str(n), str(w), str(h), str(batch)]
+    large = min(w, h) > 32
+    print(f"{case}: bare forward passes at full resolution", file=sys.stderr, flush=True)
+    ceiling = run_worker("ceiling", *common, "full") if (not large or full) else None
+    rows = []
+    for policy in (["auto", "full"] if large and full else ["auto"]):
+        print(f"{case}: poison --work-size {policy}", file=sys.stderr, flush=True)
+        poison = run_worker("poison", *common, policy)
+        rows.append({
+            "case": case, "work_size": policy, "pictures": n, "width": w, "height": h,
+            "ceiling_images_per_s": ceiling["images_per_s"] if ceiling else None,
+            "poison_images_per_s": poison["images_per_s"], "seconds_per_picture": 1 / poison["images_per_s"],
+            "poison_megapixels_per_s": poison["images_per_s"] * w * h / 1e6,
+            "share_of_ceiling": poison["images_per_s"] / ceiling["images_per_s"] if ceiling else None,
+            "poison_peak_mib": poison["peak_mib"],
+        })
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/unlearnable-poison-speed"), help="scratch folder")
@@ -95,41 +136,11 @@ def main() -> None:
     args = ap.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
-    gen = args.gen
-    if gen is None:
-        from unlearnable.io.genfile import GeneratorInfo, save_generator
-        from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
-
-        import torch
-
-        torch.manual_seed(0)
-        config = GeneratorConfig(channels=GENERATOR_PRESETS["small"], eps=8 / 255)
-        gen = args.work / "fresh-small.safetensors"
-        save_generator(gen, UNetGenerator(config).eval(), GeneratorInfo(config=config, eps_text="8/255"))
-
+    gen = args.gen or fresh_generator(args.work)
     rows = []
     for case in args.cases.split(","):
         n, w, h = (int(v) for v in case.split("x"))
-        folder, out = args.work / f"in-{case}", args.work / f"out-{case}"
-        print(f"{case}: writing pictures", file=sys.stderr, flush=True)
-        make_pictures(folder, n, w, h)
-        shutil.rmtree(out, ignore_errors=True)
-        common = [str(gen), str(folder), str(out), str(n), str(w), str(h), str(args.batch_size)]
-        large = min(w, h) > 32
-        print(f"{case}: bare forward passes at full resolution", file=sys.stderr, flush=True)
-        ceiling = run_worker("ceiling", *common, "full") if (not large or args.full) else None
-        for policy in (["auto", "full"] if large and args.full else ["auto"]):
-            print(f"{case}: poison --work-size {policy}", file=sys.stderr, flush=True)
-            poison = run_worker("poison", *common, policy)
-            rows.append({
-                "case": case, "work_size": policy, "pictures": n, "width": w, "height": h,
-                "ceiling_images_per_s": ceiling["images_per_s"] if ceiling else None,
-                "poison_images_per_s": poison["images_per_s"], "seconds_per_picture": 1 / poison["images_per_s"],
-                "poison_megapixels_per_s": poison["images_per_s"] * w * h / 1e6,
-                "share_of_ceiling": poison["images_per_s"] / ceiling["images_per_s"] if ceiling else None,
-                "poison_peak_mib": poison["peak_mib"],
-            })
-            shutil.rmtree(out, ignore_errors=True)
+        rows += measure_case(gen, args.work, n, w, h, args.batch_size, args.full)
 
     header = (f"{'case':>16} {'--work-size':>11} {'forward img/s':>13} {'poison img/s':>12} {'s/picture':>9} "
               f"{'MP/s':>7} {'of ceiling':>10} {'peak MiB':>9}")
