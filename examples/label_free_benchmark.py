@@ -20,6 +20,7 @@ the same labels and victim.
   its nearest class's key); trainer uses the true labels on all of them.
 
 ``--train-args`` passes options to every train-generator call (e.g. "--clusters 40").
+``--defenses grayscale,jpeg`` also runs `defend` on case B's protected folder (true labels).
 Nothing derived from the images is written inside the repository.
 """
 
@@ -83,6 +84,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="victim epochs (default: the quick recipe, 20)")
     ap.add_argument("--train-args", default="", help="extra options for every train-generator call")
     ap.add_argument("--d-gen", type=Path, default=None, help="generator for case D (default: the built-in one)")
+    ap.add_argument("--defenses", default="", help="after case B, also run `defend` on its protected folder with these "
+                    "defenses (comma-separated, e.g. grayscale,jpeg), with the true labels")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -133,6 +136,15 @@ def main() -> None:
         class_tree(test_pics, test)
         gen_b = run("B", owner, [], [(owner, work / "B_protected")], labels, test,
                     "10,000 flat, no labels; trainer: true 10 labels") if "B" in cases else None
+        if "B" in cases and args.defenses:
+            defended = cli("defend", str(work / "B_protected"), "--test", str(test), "--labels", str(labels),
+                           "--clean", str(owner), *[a for d in args.defenses.split(",") for a in ("--defense", d.strip())],
+                           *ev)
+            for r in defended["rows"]:
+                rows.append({**rows[-1], "case": f"B+{r['defense']}", "describe": f"case B's folder; trainer: {r['description']}",
+                             "generator_minutes": None, "protected_accuracy": r["protected_accuracy"],
+                             "protected_peak_accuracy": r["protected_peak_accuracy"], "clean_accuracy": r["clean_accuracy"]})
+                print(json.dumps(rows[-1]), flush=True)
         if "C" in cases:
             two = lambda c: "animal" if c in ANIMALS else "vehicle"  # noqa: E731
             labels_c = work / "C_labels.csv"
@@ -178,12 +190,12 @@ def main() -> None:
 
     total = (time.perf_counter() - start) / 60
     print(f"\nProtection without labels, CIFAR-10, eps 8/255, small CNN victim, {args.epochs or 20} epochs")
-    header = f"{'case':4} {'train pics':>10} {'classes':>7} {'gen min':>7} {'max chg':>7} {'protected':>9} {'peak':>7} {'clean':>7}  setting"
+    header = f"{'case':12} {'train pics':>10} {'classes':>7} {'gen min':>7} {'max chg':>7} {'protected':>9} {'peak':>7} {'clean':>7}  setting"
     print(header)
     print("-" * len(header))
     for r in rows:
         gm = "-" if r["generator_minutes"] is None else f"{r['generator_minutes']:.1f}"
-        print(f"{r['case']:4} {r['train_images']:>10} {r['classes']:>7} {gm:>7} {r['max_change_levels']:>7} "
+        print(f"{r['case']:12} {r['train_images']:>10} {r['classes']:>7} {gm:>7} {r['max_change_levels']:>7} "
               f"{r['protected_accuracy']:>9.2%} {r['protected_peak_accuracy']:>7.2%} {r['clean_accuracy']:>7.2%}  {r['describe']}")
     print(f"whole benchmark: {total:.1f} minutes")
     if args.json:
