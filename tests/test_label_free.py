@@ -176,3 +176,16 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
     monkeypatch.setattr(cli_main, "default_generator", lambda: None)
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out2")])
     assert res.exit_code == 1 and "no built-in generator" in res.output
+
+
+def test_train_generator_names_the_pictures_it_skipped(tmp_path):
+    _flat_folder(tmp_path / "photos", per_class=4)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a picture")
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
+                              "--image-size", "16", "--encoder", "colour", "--out", str(tmp_path / "g.safetensors"),
+                              "--json"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["images"] == 12 and data["skipped"] == 1
+    assert data["skipped_files"][0]["path"] == "broken.jpg" and "cannot decode" in data["skipped_files"][0]["reason"]
+    assert "skipped broken.jpg: cannot decode" in res.stderr

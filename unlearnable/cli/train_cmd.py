@@ -86,6 +86,8 @@ def train_generator(
             )
         if not ctx.is_main:
             return
+        for s in report.skipped_files:
+            console.print(f"[yellow]skipped[/] {s['path']}: {s['reason']}", highlight=False)
         title = f"protection file ({chosen.written}) written to {report.output}" + (f" ({ctx.world} processes)" if ctx.active else "")
         columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
                    "minutes": f"{report.seconds / 60:.1f}"}

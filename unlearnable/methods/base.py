@@ -37,11 +37,12 @@ class TrainReport:
     skipped: int
     seconds: float
     table: dict[str, str] = field(default_factory=dict)  # extra summary columns, in order
+    skipped_files: list[dict] = field(default_factory=list)  # {"path", "reason"} of each picture left out
     details: dict[str, Any] = field(default_factory=dict)  # everything else, for --json
 
     def to_dict(self) -> dict:
         return {"output": self.output, "images": self.images, "skipped": self.skipped,
-                "seconds": self.seconds, **self.details}
+                "skipped_files": self.skipped_files, "seconds": self.seconds, **self.details}
 
 
 class Method:

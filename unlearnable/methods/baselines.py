@@ -63,6 +63,7 @@ class NoiseMethod(Method):
         step = (lambda s: on_progress(s["step"], s["steps"], f"loss {s['loss']:.3f}")) if on_progress else None
         result = train_source_file(data_dir, out, config, device, fraction, max_images, on_load=on_load, on_step=step)
         return TrainReport(output=result["output"], images=result["images"], skipped=result["skipped"],
+                           skipped_files=result["skipped_files"],
                            seconds=result["seconds"], table={"source model": config.arch},
                            details={**result, "config": asdict(config)})
 

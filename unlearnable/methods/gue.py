@@ -91,7 +91,8 @@ class GueMethod(Method):
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, **extra)
         return TrainReport(
-            output=result.output, images=result.images, skipped=result.skipped, seconds=result.seconds,
+            output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
+            seconds=result.seconds,
             table={"keys": result.keys, "epochs": str(result.epochs_done), "steps": str(result.steps),
                    "images/s": f"{result.images_per_s:.0f}", "stopped early": "yes" if result.stopped_early else "no"},
             details={**result.to_dict(), "config": asdict(settings)},

@@ -158,4 +158,5 @@ def train_source_file(
         training={**asdict(config), **summary, "images": len(data)},
     )
     save_source_model(out, model, info)
-    return {"output": str(out), "images": len(data), "skipped": len(data.skipped), **summary}
+    return {"output": str(out), "images": len(data), "skipped": len(data.skipped),
+            "skipped_files": [asdict(s) for s in data.skipped], **summary}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -129,6 +129,7 @@ class TrainingResult:
     stopped_early: bool
     final_stats: dict
     keys: str = ""  # where the generator's keys came from, e.g. "10 clusters (encoder features)"
+    skipped_files: list[dict] = field(default_factory=list)  # {"path", "reason"} of each picture left out
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,7 +281,7 @@ def train_generator(
         ckpt.unlink()
     ctx.barrier()
     return TrainingResult(
-        output=str(out), images=n, skipped=len(data.skipped), epochs_done=progress["epoch"], steps=progress["steps"],
+        output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped], epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
         stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, k),
     )
