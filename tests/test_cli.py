@@ -108,3 +108,8 @@ def test_flags_show_no_bool_metavar():
         shown = runner.invoke(app, [command, "--help"]).output
         lines = [line for line in shown.splitlines() if any(f in line for f in ("--json", "--strict", "--resume", "--help"))]
         assert lines and not any("<bool>" in line for line in lines), (command, lines)
+
+
+def test_poison_checks_the_folder_before_announcing_the_built_in_generator(tmp_path):
+    res = runner.invoke(app, ["poison", str(tmp_path / "nothere")])
+    assert res.exit_code == 1 and "does not exist" in res.output and "built-in generator" not in res.output

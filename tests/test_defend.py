@@ -83,7 +83,7 @@ def test_matrix_end_to_end(tmp_path):
 def test_cli_bad_defense_is_one_line(tmp_path):
     make_synthetic_folder(tmp_path / "t", num_classes=2, per_class=2, size=8)
     res = CliRunner().invoke(app, ["defend", str(tmp_path / "t"), "--test", str(tmp_path / "t"), "--defense", "nope"])
-    assert res.exit_code == 1 and "unknown defense 'nope'" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "unknown defense 'nope'" in res.output and "Traceback" not in res.output
 
 
 def test_a_blur_strips_a_checkerboard_protection_end_to_end(tmp_path):

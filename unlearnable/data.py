@@ -17,7 +17,7 @@ from typing import Callable, Union
 import torch
 
 from .errors import DataError
-from .io.images import Skipped, decode_image, list_images
+from .io.images import Skipped, check_folder, decode_image, list_images
 from .models.keys import fit_center
 
 
@@ -48,9 +48,7 @@ def fit_to_size(rgb: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def class_folders(root: Path) -> list[str]:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"folder {root} does not exist; check the path")
+    root = check_folder(root)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -109,9 +107,7 @@ def load_pictures(
     class names) or a dict from :func:`read_label_file` (every picture must have a label).
     ``fraction`` / ``limit`` keep a seeded random subset (the same for the same seed).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"folder {root} does not exist; check the path")
+    root = check_folder(root)
     if labels == "folders":
         names = class_names or class_folders(root)
         if not names:

@@ -9,6 +9,7 @@ import typer
 
 from ..device import resolve_device
 from ..errors import UnlearnableError
+from ..io.images import check_folder
 from ..methods import default_generator
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import remember
@@ -17,7 +18,8 @@ from .options import DeviceOpt, HelpOpt, JsonOpt
 from .render import poison_table
 
 
-def _built_in() -> Path:
+def _built_in(_checked_input: Path) -> Path:
+    """The generator that ships with the package, announced (after the input folder was checked)."""
     gen = default_generator()
     if gen is None:
         raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
@@ -51,7 +53,7 @@ def poison(
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
-        gen = gen or _built_in()
+        gen = gen or _built_in(check_folder(input_dir))
         with progress_bar("protecting", quiet=False) as bar:
             task = bar.add_task("protecting", total=None, info="")
             result = protect_folder(

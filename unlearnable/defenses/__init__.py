@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import UnlearnableError
+from ..errors import ConfigError
 from .adversarial import AdversarialTraining
 from .base import Defense
 from .bitdepth import BitDepth
@@ -41,7 +41,7 @@ def build_defenses(names: list[str], sweep: bool = False, adv_eps: float = 8 / 2
         names = list(DEFENSES)
     unknown = [n for n in names if n not in DEFENSES]
     if unknown:
-        raise UnlearnableError(f"unknown defense {unknown[0]!r}; choose from: all, {', '.join(DEFENSES)}")
+        raise ConfigError(f"unknown defense {unknown[0]!r}; choose from: all, {', '.join(DEFENSES)}")
     out = []
     for name in dict.fromkeys(names):
         if name == "jpeg" and sweep:

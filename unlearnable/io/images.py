@@ -50,17 +50,23 @@ class Skipped:
     reason: str
 
 
+def check_folder(root: Path) -> Path:
+    """``root`` as a Path if it is an existing folder; otherwise a DataError saying what to do."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"folder {root} does not exist; check the path")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; pass the folder that holds your pictures")
+    return root
+
+
 def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
     """Every regular file under ``root`` with an image suffix, recursively, in a stable order.
 
     Broken links, folders named like pictures, devices and FIFOs (reading one could hang
     forever) are left out; with ``skipped`` given, each is appended to it once with a reason.
     """
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"folder {root} does not exist; check the path")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; pass the folder that holds your pictures")
+    root = check_folder(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
