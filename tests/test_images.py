@@ -91,3 +91,25 @@ def test_listing_is_recursive_and_sorted(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         list_images(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("suffix,mode", [("jpg", "RGB"), ("png", "RGB"), ("png", "RGBA"), ("jpg", "L")])
+def test_a_small_copy_is_decoded_straight_from_a_large_picture(tmp_path, suffix, mode):
+    """decode_image(at_least=n): JPEG draft mode and whole-factor reduction, then the same picture as a full decode."""
+    import numpy as np
+    import torch
+
+    from unlearnable.data import fit_to_size
+
+    yy, xx = np.meshgrid(np.linspace(0, 1, 1200), np.linspace(0, 1, 1800), indexing="ij")
+    rgb = np.stack([xx, yy, (xx + yy) / 2], -1) * 200 + 20
+    img = Image.fromarray(rgb.astype(np.uint8)).convert(mode)
+    path = _save(tmp_path / f"big.{suffix}", img)
+    small, full = decode_image(path, at_least=64), decode_image(path)
+    assert 64 <= min(small.rgb.shape[:2]) < 128 and full.rgb.shape == (1200, 1800, 3)
+    assert (small.alpha is None) == (mode != "RGBA") and small.gray == full.gray
+    a, b = fit_to_size(small.rgb, 32).float(), fit_to_size(full.rgb, 32).float()
+    assert (a - b).abs().mean() < 1.0 and (a - b).abs().max() <= 6
+    tiny = decode_image(_save(tmp_path / f"tiny.{suffix}", img.resize((40, 30))), at_least=64)
+    assert tiny.rgb.shape == (30, 40, 3)  # smaller than asked: decoded as it is
+    assert torch.equal(tiny.rgb, decode_image(tmp_path / f"tiny.{suffix}").rgb)

@@ -140,7 +140,7 @@ def load_pictures(
     xs, ys, paths, skipped = [], [], [], []
     for i, (path, rel, cls) in enumerate(keep):
         try:
-            xs.append(fit_to_size(decode_image(path).rgb, image_size))
+            xs.append(fit_to_size(decode_image(path, at_least=2 * image_size).rgb, image_size))
             ys.append(-1 if cls is None else names.index(cls))
             paths.append(rel)
         except DataError as exc:
