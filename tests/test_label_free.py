@@ -189,3 +189,19 @@ def test_train_generator_names_the_pictures_it_skipped(tmp_path):
     assert data["images"] == 12 and data["skipped"] == 1
     assert data["skipped_files"][0]["path"] == "broken.jpg" and "cannot decode" in data["skipped_files"][0]["reason"]
     assert "skipped broken.jpg: cannot decode" in res.stderr
+
+
+def test_keys_from_the_small_copy_are_the_keys_of_the_whole_picture(tmp_path):
+    """poison finds a large picture's key on the copy it computes the perturbation at (no second resize)."""
+    import torch.nn.functional as F
+
+    from unlearnable.poison.tiling import batch_keys
+
+    _flat_folder(tmp_path / "photos", per_class=8)
+    gen_path = tmp_path / "gen.safetensors"
+    train_generator(tmp_path / "photos", gen_path, _tiny(clusters=3), CPU)
+    gen, _ = load_generator(gen_path)
+    x = F.interpolate(synthetic_images(3, 4, 16, seed=9)[0], size=(160, 224), mode="bilinear")
+    small = F.interpolate(x, size=(16, 22), mode="bilinear", antialias=True, align_corners=False)  # work size 16
+    known = [None] * len(x)
+    assert torch.equal(batch_keys(gen, small, known), batch_keys(gen, x, known))

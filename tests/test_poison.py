@@ -185,10 +185,10 @@ def test_work_size_upsamples_a_low_resolution_perturbation_within_budget(tmp_pat
 
     gen, _ = load_generator(gen_file)
     x = torch.rand(2, 3, 64, 96)
-    delta = perturb_at(gen, x, None, PoisonConfig(), 16)
+    delta = perturb_at(gen, x, [None, None], PoisonConfig(), 16)
     assert delta.shape == x.shape and delta.abs().max() <= 8 / 255 + 1e-6
     # smooth at the working scale: neighbouring pixels differ far less than at full resolution
-    full = perturb_at(gen, x, None, PoisonConfig(), 0)
+    full = perturb_at(gen, x, [None, None], PoisonConfig(), 0)
     assert (delta.diff(dim=3).abs().mean() < 0.5 * full.diff(dim=3).abs().mean())
     Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy()).save(tmp_path / "big.png")
     res = protect_folder(tmp_path, gen_file, tmp_path.parent / "out-ws", PoisonConfig(work_size=16))

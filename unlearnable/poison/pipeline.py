@@ -37,7 +37,7 @@ from ..methods import load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
 from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, shard_names
-from .tiling import apply_budget, batch_keys, compare, perturb_at, resolve_work_size
+from .tiling import apply_budget, compare, perturb_at, resolve_work_size
 
 
 class _Prefetcher:
@@ -158,8 +158,8 @@ class _Run:
             by_shape.setdefault(tuple(item[2].rgb.shape), []).append(item)
         for group in by_shape.values():
             x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(self.device)
-            y = batch_keys(self.protector, x, [self.labels.get(r) for r, _, _ in group])
-            deltas = perturb_at(self.protector, x, y, self.config, self.work_size).cpu()
+            known = [self.labels.get(r) for r, _, _ in group]
+            deltas = perturb_at(self.protector, x, known, self.config, self.work_size).cpu()
             del x
             for (rel, digest, dec), delta in zip(group, deltas):
                 self.writing.append(self.pool.submit(_finish_one, rel, digest, dec, delta, self.levels, self.config,

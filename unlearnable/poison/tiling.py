@@ -77,21 +77,24 @@ def resolve_work_size(work_size: int | str, trained_size: int) -> int:
     return 0 if work_size == "full" else int(work_size)
 
 
-def perturb_at(generator: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: PoisonConfig,
+def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | None], config: PoisonConfig,
                 work_size: int) -> torch.Tensor:
     """The perturbation at full size, or computed with the shorter side at ``work_size`` and upsampled.
 
+    ``known``: each picture's class where the file needs or can use one (see :func:`batch_keys`);
+    the file's key model finds the others, from the small copy when there is one (at the
+    default work size that copy is exactly the resize the key model would make itself).
     Bilinear upsampling makes every pixel a convex combination of computed ones, so the
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
     which is what survives a trainer's downscaling (README, "Resolution policy").
     """
     h, w = x.shape[2:]
     if not work_size or min(h, w) <= work_size:
-        return perturbation(generator, x, y, config.tile, config.tile_overlap)
+        return perturbation(generator, x, batch_keys(generator, x, known), config.tile, config.tile_overlap)
     scale = work_size / min(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    delta = perturbation(generator, small, y, config.tile, config.tile_overlap)
+    delta = perturbation(generator, small, batch_keys(generator, small, known), config.tile, config.tile_overlap)
     return F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
 
 
