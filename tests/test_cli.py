@@ -76,8 +76,8 @@ def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, mon
     monkeypatch.setattr(cli_main, "evaluate_protection", fake_evaluate)
     src = _folder(tmp_path / "photos")
     assert runner.invoke(app, ["poison", str(src), "--gen", str(gen_file)]).exit_code == 0
-    res = runner.invoke(app, ["evaluate", "--adv-eps", "4/255"])
-    assert res.exit_code == 1 and "--test" in res.output
+    res = runner.invoke(app, ["evaluate", "--adv-eps", "4/255"])  # no test folder: held-out originals
+    assert "stopped after checking" in res.output and seen["test"] is None and seen["clean"] == src.resolve()
     _folder(tmp_path / "test")
     res = runner.invoke(app, ["evaluate", "--test", str(tmp_path / "test"), "--adv-eps", "4/255", "--protect-ratio", "0.4"])
     assert "stopped after checking" in res.output

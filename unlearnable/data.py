@@ -175,14 +175,22 @@ def match_originals(protected: LabelledImages, clean_root: Path, image_size: int
     return clean.subset(torch.tensor(idx))
 
 
+HOLDOUT = 0.2  # share of the originals held out as the test set when there is no test folder
+
+
 def load_training_and_test(
-    protected_dir: Path, test_dir: Path, clean_dir: Path | None, image_size: int, labels: LabelSource = "folders",
+    protected_dir: Path, test_dir: Path | None, clean_dir: Path | None, image_size: int, labels: LabelSource = "folders",
+    seed: int = 0,
 ) -> tuple[LabelledImages, LabelledImages, LabelledImages | None]:
     """The protected folder, the test folder (same class folders) and, if given, the originals.
 
     ``labels`` is how the trainer labels the protected folder (and the originals): its class
-    sub-folders, or a dict from :func:`read_label_file` for a folder of any layout.
+    sub-folders, or a dict from :func:`read_label_file` for a folder of any layout. Without a
+    test folder, a seeded :data:`HOLDOUT` share of the pictures is held out: the trainer
+    learns from the protected versions of the rest and is tested on the originals of those.
     """
+    if test_dir is None:
+        return _held_out(protected_dir, clean_dir, image_size, labels, seed)
     test_classes = class_folders(test_dir)
     names = None if labels == "folders" else test_classes
     protected = load_pictures(protected_dir, image_size, labels, class_names=names)
@@ -193,3 +201,20 @@ def load_training_and_test(
     test = load_labelled(test_dir, image_size, class_names=protected.class_names)
     clean = match_originals(protected, clean_dir, image_size, labels) if clean_dir is not None else None
     return protected, test, clean
+
+
+def _held_out(protected_dir: Path, clean_dir: Path | None, image_size: int, labels: LabelSource,
+              seed: int) -> tuple[LabelledImages, LabelledImages, LabelledImages]:
+    if clean_dir is None:
+        raise DataError("pass --test DIR (a labelled folder of clean test pictures), or --clean ORIGINALS to test "
+                        f"on a held-out {HOLDOUT:.0%} of your own pictures")
+    protected = load_pictures(protected_dir, image_size, labels)
+    clean = match_originals(protected, clean_dir, image_size, labels)
+    n = len(protected)
+    n_test = round(HOLDOUT * n)
+    if n_test < len(protected.class_names) or n - n_test < len(protected.class_names):
+        raise DataError(f"{n} pictures are too few to hold out {HOLDOUT:.0%} as a test set for "
+                        f"{len(protected.class_names)} classes; pass --test DIR")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    test_idx, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
+    return protected.subset(train_idx), clean.subset(test_idx), clean.subset(train_idx)

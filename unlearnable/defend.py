@@ -58,7 +58,7 @@ def export_images(root: Path, name: str, x: torch.Tensor, paths: list[str]) -> N
 
 def run_defenses(
     protected_dir: Path,
-    test_dir: Path,
+    test_dir: Path | None,
     clean_dir: Path | None,
     defenses: list[Defense],
     config: DefendConfig,
@@ -69,7 +69,7 @@ def run_defenses(
 ) -> DefendResult:
     size = config.image_size
     labels = read_label_file(config.labels) if config.labels else "folders"
-    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels)
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     rows = []
     for defense in defenses:

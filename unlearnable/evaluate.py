@@ -84,7 +84,7 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 def evaluate_protection(
     protected_dir: Path,
-    test_dir: Path,
+    test_dir: Path | None,
     clean_dir: Path | None,
     config: EvaluationConfig,
     device: torch.device,
@@ -92,7 +92,7 @@ def evaluate_protection(
     on_epoch: Callable[[dict], None] | None = None,
     ctx: Context = SINGLE,
 ) -> EvaluationResult:
-    """Train ``config.recipe`` on each training set and test on ``test_dir``."""
+    """Train ``config.recipe`` on each training set and test on ``test_dir`` (None: held-out originals)."""
     size = config.image_size
     ratio = config.protect_ratio
     if not 0 <= ratio <= 1:
@@ -100,7 +100,7 @@ def evaluate_protection(
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
     labels = read_label_file(config.labels) if config.labels else "folders"
-    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels)
+    protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
 

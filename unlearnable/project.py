@@ -51,8 +51,11 @@ def remember(updates: dict, cwd: Path | None = None) -> None:
 
 
 def training_folders(protected: Path | None, test: Path | None, clean: Path | None,
-                     cwd: Path | None = None) -> tuple[Path, Path, Path | None]:
-    """The folders `evaluate` and `defend` train on: explicit paths win, then the remembered ones."""
+                     cwd: Path | None = None) -> tuple[Path, Path | None, Path | None]:
+    """The folders `evaluate` and `defend` train on: explicit paths win, then the remembered ones.
+
+    No test folder (given or remembered) but the originals: None, a held-out share of them is the test set.
+    """
     project = load_project(cwd)
     if protected is None:
         if "protected" not in project:
@@ -60,7 +63,9 @@ def training_folders(protected: Path | None, test: Path | None, clean: Path | No
         protected = Path(project["protected"])
         clean = clean or (Path(project["clean"]) if "clean" in project else None)
     if test is None:
-        if "test" not in project:
-            raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures); it is remembered afterwards")
-        test = Path(project["test"])
+        if "test" in project:
+            test = Path(project["test"])
+        elif clean is None:
+            raise UnlearnableError("pass --test DIR (a labelled folder of clean test pictures; it is remembered "
+                                   "afterwards), or --clean ORIGINALS to test on a held-out fifth of your own pictures")
     return protected, test, clean

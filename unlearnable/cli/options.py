@@ -29,7 +29,7 @@ SeedOpt = typer.Option(0, "--seed", help="Seed for python, numpy and torch.")
 ImageSizeOpt = typer.Option(32, "--image-size", min=8, help="Training resolution in pixels (shorter side resized, centre-cropped).")
 
 # the trainer's side (evaluate, defend)
-TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json).")
+TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json); without one, the originals of a held-out fifth of the pictures (needs --clean).")
 LabelsOpt = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it).")
 ArchOpt = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe.")
 RecipeOpt = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training).")
