@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--no-paper-row", action="store_true", help="skip the paper-algorithm baseline row")
     ap.add_argument("--paper-minutes", type=float, default=15.0,
                     help="training time given to the paper's algorithm (the default preset takes about 19 min here)")
+    ap.add_argument("--train-args", default="", help='extra options for every train-generator call, e.g. "--robust none" '
+                    "(the README's figures of 2026-11-29 were measured before --robust grayscale became the default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -46,7 +48,7 @@ def main() -> None:
         gen = work / f"{name}.safetensors"
         prot = work / f"{name}_protected"
         remove(gen, prot, Path(str(gen) + ".ckpt"))
-        trained = cli("train-generator", str(owner), "--out", str(gen), *train_args)
+        trained = cli("train-generator", str(owner), "--out", str(gen), *train_args, *args.train_args.split())
         poisoned = cli("poison", str(owner), "--gen", str(gen), "--out", str(prot), "--batch-size", "256")
         extra = ["--clean", str(owner)] if with_clean else []
         evaluated = cli("evaluate", str(prot), "--test", str(test), *extra, *ev)

@@ -58,7 +58,7 @@ def train_generator(
     cg_steps: Optional[int] = typer.Option(None, "--cg-steps", min=1, help="TGDA: conjugate-gradient iterations per total derivative (default 10)."),
     cg_tol: Optional[float] = typer.Option(None, "--cg-tol", min=0.0, help="TGDA: stop CG at this relative residual (default 1e-4)."),
     damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
-    robust: Optional[str] = typer.Option(None, "--robust", help="The trainer's preprocessing to train against, inside the game (gue): none (default), all, or a comma-separated list of jpeg, grayscale, resize, blur, bits. Adversarial training is --adv-eps."),
+    robust: Optional[str] = typer.Option(None, "--robust", help="The trainer's preprocessing to train against, inside the game (gue): none, all, or a comma-separated list of jpeg, grayscale, resize, blur, bits; default from the preset (cpu: grayscale; paper presets: none). Adversarial training is --adv-eps."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
     allow_visible: bool = typer.Option(False, "--allow-visible", metavar="", help="Accept an --eps above 16/255 (the perturbation will show)."),
     seed: int = SeedOpt,
