@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT, help="where to write the generator")
     ap.add_argument("--encoder-epochs", type=int, default=15, help="encoder training epochs")
     ap.add_argument("--seed", type=int, default=0, help="seed for both steps")
+    ap.add_argument("--encoder", type=Path, default=None, help="skip step 1: use this encoder file (e.g. the one an earlier run wrote)")
+    ap.add_argument("--train-args", default="", help='extra train-generator options, e.g. "--robust none"')
     args = ap.parse_args()
 
     work = args.work
@@ -51,17 +53,19 @@ def main() -> None:
     owner = work / "owner_flat"
     flat_copy(pictures_of(args.data / "train", classes, 1000), owner, seed=args.seed)
 
-    encoder = work / "encoder.safetensors"
-    remove(encoder)
-    enc = cli("train-encoder", str(labelled), "--out", str(encoder), "--epochs", str(args.encoder_epochs),
-              "--seed", str(args.seed))
+    encoder = args.encoder or work / "encoder.safetensors"
+    if args.encoder is None:
+        remove(encoder)
+        enc = cli("train-encoder", str(labelled), "--out", str(encoder), "--epochs", str(args.encoder_epochs),
+                  "--seed", str(args.seed))
+        print(f"encoder: {enc['images']} pictures of {', '.join(classes)}, held-out accuracy {enc['holdout_accuracy']:.2%}, "
+              f"{enc['seconds'] / 60:.1f} min")
     tmp = work / "default.safetensors"
     remove(tmp, Path(str(tmp) + ".ckpt"))
-    gen = cli("train-generator", str(owner), "--encoder", str(encoder), "--out", str(tmp), "--seed", str(args.seed))
+    gen = cli("train-generator", str(owner), "--encoder", str(encoder), "--out", str(tmp), "--seed", str(args.seed),
+              *args.train_args.split())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp, args.out)
-    print(f"encoder: {enc['images']} pictures of {', '.join(classes)}, held-out accuracy {enc['holdout_accuracy']:.2%}, "
-          f"{enc['seconds'] / 60:.1f} min")
     print(f"generator: {gen['images']} pictures, {gen['steps']} steps, {gen['seconds'] / 60:.1f} min -> {args.out} "
           f"({args.out.stat().st_size / 1e6:.1f} MB)")
 
