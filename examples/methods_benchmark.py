@@ -20,10 +20,24 @@ from pathlib import Path
 
 from benchlib import cli, make_subset, remove
 
-from unlearnable.methods import METHODS as REGISTRY
+from unlearnable.methods import COMMON_OPTIONS, METHODS as REGISTRY
 
-# row name -> train-generator arguments, from the method registry
-METHODS = {row: args for method in REGISTRY.values() for row, args in method.benchmark_rows().items()}
+# row name -> (method, train-generator arguments), from the method registry
+METHODS = {row: (method, args) for method in REGISTRY.values() for row, args in method.benchmark_rows().items()}
+
+
+def options_for(method, extra: list[str]) -> list[str]:
+    """The options of ``extra`` that ``method`` reads (train-generator refuses the others)."""
+    kept, i = [], 0
+    while i < len(extra):
+        flag = extra[i]
+        takes_value = i + 1 < len(extra) and not extra[i + 1].startswith("--")
+        group = extra[i:i + 2] if takes_value else [flag]
+        name = flag.lstrip("-").replace("-", "_")
+        if name in method.options or name in COMMON_OPTIONS or name in ("eps", "seed", "preset", "image_size"):
+            kept += group
+        i += len(group)
+    return kept
 
 
 def main() -> None:
@@ -37,7 +51,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="victim epochs, standard training (default: quick recipe)")
     ap.add_argument("--adv-epochs", type=int, default=None, help="victim epochs under adversarial training")
     ap.add_argument("--no-at", action="store_true", help="skip the adversarial-training columns")
-    ap.add_argument("--train-args", default="", help="extra train-generator arguments for every method, e.g. '--max-images 2000'")
+    ap.add_argument("--train-args", default="", help="extra train-generator arguments, each passed to the methods that "
+                    "read it, e.g. '--max-images 2000 --iterations 60'")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -60,7 +75,8 @@ def main() -> None:
     for name in args.methods.split(","):
         gen, prot, fresh = work / f"{name}.safetensors", work / f"{name}_protected", work / f"{name}_new"
         remove(gen, prot, fresh, Path(str(gen) + ".ckpt"))
-        trained = cli("train-generator", str(owner), "--out", str(gen), *METHODS[name], *extra)
+        method, row_args = METHODS[name]
+        trained = cli("train-generator", str(owner), "--out", str(gen), *row_args, *options_for(method, extra))
         cli("poison", str(owner), "--gen", str(gen), "--out", str(prot), "--batch-size", "256")
         unseen = cli("poison", str(new), "--gen", str(gen), "--out", str(fresh), "--batch-size", "256")
         row = {
