@@ -22,6 +22,9 @@ from benchlib import cli, make_subset, remove
 
 from unlearnable.methods import COMMON_OPTIONS, METHODS as REGISTRY
 
+# options some method reads; any other train-generator option (--eps, --seed, ...) every method takes
+SPECIFIC = frozenset().union(*(m.options for m in REGISTRY.values())) - COMMON_OPTIONS
+
 # row name -> (method, train-generator arguments), from the method registry
 METHODS = {row: (method, args) for method in REGISTRY.values() for row, args in method.benchmark_rows().items()}
 
@@ -34,7 +37,7 @@ def options_for(method, extra: list[str]) -> list[str]:
         takes_value = i + 1 < len(extra) and not extra[i + 1].startswith("--")
         group = extra[i:i + 2] if takes_value else [flag]
         name = flag.lstrip("-").replace("-", "_")
-        if name in method.options or name in COMMON_OPTIONS or name in ("eps", "seed", "preset", "image_size"):
+        if name in method.options or name not in SPECIFIC:
             kept += group
         i += len(group)
     return kept

@@ -18,8 +18,8 @@ from .options import DeviceOpt, HelpOpt, JsonOpt
 from .render import poison_table
 
 
-def _built_in(_checked_input: Path) -> Path:
-    """The generator that ships with the package, announced (after the input folder was checked)."""
+def _built_in() -> Path:
+    """The generator that ships with the package, announced."""
     gen = default_generator()
     if gen is None:
         raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
@@ -53,7 +53,9 @@ def poison(
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")
-        gen = gen or _built_in(check_folder(input_dir))
+        if gen is None:
+            check_folder(input_dir)  # a mistyped folder gets its error, not the announcement first
+            gen = _built_in()
         with progress_bar("protecting", quiet=False) as bar:
             task = bar.add_task("protecting", total=None, info="")
             result = protect_folder(

@@ -92,6 +92,8 @@ def train_generator(
         columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
                    "minutes": f"{report.seconds / 60:.1f}"}
         console.print(summary_table(title, columns))
+        if report.details.get("stopped_early"):
+            console.print("stopped at --max-minutes: the file holds what was learned by then")
         if json_out:
             emit_json({**report.to_dict(), "method": chosen.name, "device": str(dev)})
 

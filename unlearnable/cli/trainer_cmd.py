@@ -17,6 +17,17 @@ from .options import (STOPPED, ArchOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSize
 from .render import defend_table, evaluate_table
 
 
+def _tested_on(test: Path | None, n: int) -> str:
+    """'N test pictures', or 'N held-out originals' when no test folder was given."""
+    return f"{n} held-out originals" if test is None else f"{n} test pictures"
+
+
+def _few_test_pictures(n: int) -> None:
+    if n < 200:
+        console.print(f"[yellow]note:[/] {n} test pictures: one picture is {100 / n:.1f} points of accuracy, "
+                      "so small differences here mean little")
+
+
 def evaluate(
     protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output, from .unlearnable.json)."),
     test: Optional[Path] = TestOpt,
@@ -53,7 +64,8 @@ def evaluate(
             return
         remember({"test": test})
         title = f"{rec.arch}, {rec.epochs} epochs, {training_kind(rec, adv.text)}"
-        console.print(evaluate_table(result, f"{title}, {result.test_images} test pictures", runs))
+        console.print(evaluate_table(result, f"{title}, {_tested_on(test, result.test_images)}", runs))
+        _few_test_pictures(result.test_images)
         if result.accuracy_drop is not None:
             console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
         report = save_report(result, protected_dir, report, title)
@@ -97,6 +109,7 @@ def defend(
             return
         remember({"test": test})
         console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
-                                           f"{result.train_images} pictures)"))
+                                           f"{result.train_images} pictures, {_tested_on(test, result.test_images)})"))
+        _few_test_pictures(result.test_images)
         if json_out:
             emit_json(result.to_dict())

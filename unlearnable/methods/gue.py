@@ -93,7 +93,8 @@ class GueMethod(Method):
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,
-            table={"keys": result.keys, "against": ", ".join(settings.robust) or "none", "epochs": str(result.epochs_done), "steps": str(result.steps),
+            table={"keys": result.keys, "against": ", ".join(settings.robust) or "none",
+                   "epochs": str(result.epochs_done), "steps": str(result.steps),
                    "images/s": f"{result.images_per_s:.0f}", "stopped early": "yes" if result.stopped_early else "no"},
             details={**result.to_dict(), "config": asdict(settings)},
         )

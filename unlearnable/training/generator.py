@@ -283,7 +283,8 @@ def train_generator(
         ckpt.unlink()
     ctx.barrier()
     return TrainingResult(
-        output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped], epochs_done=progress["epoch"], steps=progress["steps"],
+        output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped],
+        epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
         stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, k),
     )
