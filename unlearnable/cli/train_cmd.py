@@ -44,6 +44,7 @@ def train_generator(
     victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
     label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", metavar="", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
     luma: Optional[bool] = typer.Option(None, "--luma/--colour", metavar="", help="Perturb brightness only, one pattern for R, G and B (a trainer's grayscale conversion keeps all of it, JPEG most of it), or each channel on its own (default)."),
+    block: Optional[int] = typer.Option(None, "--block", min=1, max=64, help="Make the pattern constant over BLOCK x BLOCK pixel cells of the training size (low frequencies, which JPEG keeps); default 1 (every pixel its own)."),
     keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),

@@ -27,7 +27,7 @@ _BOME = {"inner_steps"}  # options that go into the solvers' own settings
 _TGDA = {"leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping"}
 
 # Options copied into the settings as given (after the checks in GueMethod.settings).
-_PLAIN = ("epochs", "warmup_epochs", "batch_size", "generator", "victim", "label_aware", "luma", "solver", "keys", "clusters",
+_PLAIN = ("epochs", "warmup_epochs", "batch_size", "generator", "victim", "label_aware", "luma", "block", "solver", "keys", "clusters",
           "max_minutes",
           "fraction", "max_images")
 

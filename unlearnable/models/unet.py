@@ -7,7 +7,9 @@ convolutional, so any input size works: inputs are padded (reflect) up to a mult
 also sees the class as one-hot planes, A(x, y) in the paper's unified framework. With
 ``luma`` it writes one pattern for all three channels: the perturbation changes brightness
 only, which a trainer's grayscale conversion keeps whole and JPEG's chroma subsampling
-does not touch.
+does not touch. With ``block`` = B the pattern is constant over B x B cells aligned with the
+picture's top-left corner: low frequencies only, which JPEG's 8 x 8 quantisation keeps
+(a cell's mean shifts every block's DC coefficient; README, "--robust").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class GeneratorConfig:
     eps: float = 8 / 255  # L-inf budget on [0, 1] images
     keys: KeyConfig | None = None  # label-aware only: the key model that finds y in the picture itself
     luma: bool = False  # one pattern for the three channels: a change of brightness only
+    block: int = 1  # > 1: the pattern is constant over block x block cells (low frequencies only)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -39,6 +42,8 @@ class GeneratorConfig:
             del d["keys"]  # files without keys stay byte-compatible with older versions
         if not self.luma:
             del d["luma"]  # likewise
+        if self.block == 1:
+            del d["block"]  # likewise
         return d
 
     @classmethod
@@ -61,12 +66,16 @@ class GeneratorConfig:
         luma = d.get("luma", False)
         if not isinstance(luma, bool):
             raise ValueError(f"luma must be true or false, not {luma!r}")
+        block = d.get("block", 1)
+        if not _is_int(block) or not 1 <= block <= MAX_BLOCK:
+            raise ValueError(f"block must be an integer in 1..{MAX_BLOCK}, not {block!r}")
         return cls(channels=tuple(channels), in_channels=3, num_classes=num_classes, eps=float(eps), keys=keys,
-                   luma=luma)
+                   luma=luma, block=block)
 
 
 MAX_LEVELS = 6  # U-Net depth a file may ask for
 MAX_WIDTH = 2048  # channels per level a file may ask for
+MAX_BLOCK = 64  # pixels per side of a constant cell
 
 
 def _is_int(v) -> bool:
@@ -151,10 +160,15 @@ class UNetGenerator(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
-        out = self.eps * torch.tanh(self.head(x))
+        out = self.head(x)[:, :, :h, :w]
+        b = self.config.block
+        if b > 1:  # one value per b x b cell (the last cells may be partial), spread back over its pixels
+            cells = F.avg_pool2d(out, b, ceil_mode=True)
+            out = cells.repeat_interleave(b, 2).repeat_interleave(b, 3)[:, :, :h, :w]
+        out = self.eps * torch.tanh(out)
         if self.config.luma:  # equal in R, G and B: any grey conversion (weights summing to 1) keeps all of it
             out = out.expand(-1, self.config.in_channels, -1, -1)
-        return out[:, :, :h, :w]
+        return out
 
 
 def build_generator(config: GeneratorConfig) -> UNetGenerator:

@@ -81,6 +81,7 @@ class GeneratorTrainingConfig:
     augment: bool = True  # crop+flip inside the game, as the trainer will do
     robust: tuple[str, ...] = ()  # the trainer's preprocessing inside the game (robust.ROBUST names)
     luma: bool = False  # one perturbation pattern for R, G and B (brightness only)
+    block: int = 1  # > 1: the pattern is constant over block x block cells (low frequencies, for JPEG)
     image_size: int = 32  # pixels; pictures are resized (shorter side) and centre-cropped
     fraction: float | None = None  # train on a seeded random fraction of the folder
     max_images: int | None = None  # ... or at most this many pictures
@@ -198,7 +199,7 @@ def train_generator(
     config = stretch_schedule(config, len(data))
     gen_config = GeneratorConfig(
         channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
-        keys=keys.config if config.label_aware else None, luma=config.luma,
+        keys=keys.config if config.label_aware else None, luma=config.luma, block=config.block,
     )
     generator = UNetGenerator(gen_config).to(device)
     if config.label_aware:
