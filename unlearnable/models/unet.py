@@ -8,7 +8,8 @@ also sees the class as one-hot planes, A(x, y) in the paper's unified framework.
 ``luma`` it writes one pattern for all three channels: the perturbation changes brightness
 only, which a trainer's grayscale conversion keeps whole and JPEG's chroma subsampling
 does not touch. With ``block`` = B the pattern is constant over B x B cells aligned with the
-picture's top-left corner: low frequencies only, which JPEG's 8 x 8 quantisation keeps
+top-left corner of what the generator sees (the picture, or a tile of a large one): low
+frequencies only, which JPEG's 8 x 8 quantisation keeps
 (a cell's mean shifts every block's DC coefficient; README, "--robust").
 """
 
