@@ -27,19 +27,16 @@ from unlearnable.augment import crop_flip
 from unlearnable.data import load_labelled
 from unlearnable.io.genfile import load_keys
 from unlearnable.methods.base import default_generator
-from unlearnable.models.keys import ClusterKeys
+from unlearnable.models.keys import ClusterKeys, kmeans
 
 
-def purity(assign: torch.Tensor, y: torch.Tensor) -> float:
-    return sum(int(torch.bincount(y[assign == j]).max()) for j in assign.unique()) / len(y)
+def purity(cluster: torch.Tensor, y: torch.Tensor) -> float:
+    return sum(int(torch.bincount(y[cluster == j]).max()) for j in cluster.unique()) / len(y)
 
 
-def kmeans(f: torch.Tensor, k: int, seed: int = 0, iterations: int = 40) -> torch.Tensor:
-    centres = f[torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:k]].clone()
-    for _ in range(iterations):
-        assign = torch.cdist(f, centres).argmin(1)
-        centres = torch.stack([f[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)])
-    return torch.cdist(f, centres).argmin(1)
+def assign(f: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """Each feature's nearest centre, K-means as train-generator runs it (other seeds)."""
+    return torch.cdist(f, kmeans(f, k, seed)).argmin(1)
 
 
 def self_label(keys: ClusterKeys, x: torch.Tensor, k: int, keep: float = 0.6, epochs: int = 3) -> ClusterKeys:
@@ -47,14 +44,14 @@ def self_label(keys: ClusterKeys, x: torch.Tensor, k: int, keep: float = 0.6, ep
     with torch.no_grad():
         f = keys.features(x)
     dist = torch.cdist(f, keys.centres)
-    assign = dist.argmin(1)
+    cluster = dist.argmin(1)
     margin = dist.topk(2, largest=False).values.diff(dim=1)[:, 0]
     chosen = torch.cat([m[margin[m].argsort(descending=True)[: int(keep * len(m)) + 1]]
-                        for m in (torch.nonzero(assign == j)[:, 0] for j in range(k)) if len(m)])
+                        for m in (torch.nonzero(cluster == j)[:, 0] for j in range(k)) if len(m)])
     enc = copy.deepcopy(keys.encoder)
     enc.net[-1] = torch.nn.Linear(enc.net[-1].in_features, k)
     opt = torch.optim.SGD(enc.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    xs, ys = x[chosen], assign[chosen]
+    xs, ys = x[chosen], cluster[chosen]
     for _ in range(epochs):
         enc.train()
         order = torch.randperm(len(xs))
@@ -87,12 +84,12 @@ def main() -> None:
     print(f"the key model's own clusters (what train-generator uses): purity {purity(keys(x), y):.3f}")
     with torch.no_grad():
         f = keys.features(x)
-    print("the same features, K-means starts:", [round(purity(kmeans(f, k, s), y), 3) for s in range(a.seeds)])
+    print("the same features, K-means starts (seeds):", [round(purity(assign(f, k, s), y), 3) for s in range(a.seeds)])
     centred = f - f.mean(0)
     for n in [int(v) for v in a.pca.split(",") if v]:
         _, _, axes = torch.pca_lowrank(centred, q=n, center=False)
         z = F.normalize(centred @ axes, dim=1)
-        print(f"first {n} principal axes:", [round(purity(kmeans(z, k, s), y), 3) for s in range(a.seeds)])
+        print(f"first {n} principal axes:", [round(purity(assign(z, k, s), y), 3) for s in range(a.seeds)])
     for r in range(1, a.self_label + 1):
         keys = self_label(keys, x, k)
         print(f"self-labelling round {r}: purity {purity(keys(x), y):.3f}", flush=True)

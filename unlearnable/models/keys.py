@@ -85,6 +85,25 @@ def fit_center(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+@torch.no_grad()
+def kmeans(f: torch.Tensor, k: int, seed: int = 0, iterations: int = 30) -> torch.Tensor:
+    """K centres (k, D) of features f (N, D), N >= k: k-means++ start, then Lloyd iterations."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    centres = [f[torch.randint(len(f), (1,), generator=g).item()]]
+    dist = torch.cdist(f, centres[0][None])[:, 0] ** 2
+    for _ in range(1, k):
+        probs = (dist / dist.sum().clamp_min(1e-12)).cpu()
+        centres.append(f[torch.multinomial(probs, 1, generator=g).item()])
+        dist = torch.minimum(dist, torch.cdist(f, centres[-1][None])[:, 0] ** 2)
+    c = torch.stack(centres)
+    for _ in range(iterations):
+        assign = torch.cdist(f, c).argmin(1)
+        sums = torch.zeros_like(c).index_add_(0, assign, f)
+        counts = torch.bincount(assign, minlength=k).to(f.dtype)
+        c = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], c)  # empty: keep
+    return c
+
+
 class ClusterKeys(nn.Module):
     """picture (N, 3, H, W) in [0, 1] -> key (N,) int64, the index of the nearest centre."""
 
@@ -145,19 +164,7 @@ class ClusterKeys(nn.Module):
         keys = cls._new(config, x.device, encoder)
         f = keys._standardise_on(x)
         k = min(config.clusters, len(f))
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        centres = [f[torch.randint(len(f), (1,), generator=g).item()]]
-        dist = torch.cdist(f, centres[0][None])[:, 0] ** 2
-        for _ in range(1, k):
-            probs = (dist / dist.sum().clamp_min(1e-12)).cpu()
-            centres.append(f[torch.multinomial(probs, 1, generator=g).item()])
-            dist = torch.minimum(dist, torch.cdist(f, centres[-1][None])[:, 0] ** 2)
-        c = torch.stack(centres)
-        for _ in range(iterations):
-            assign = torch.cdist(f, c).argmin(1)
-            sums = torch.zeros_like(c).index_add_(0, assign, f)
-            counts = torch.bincount(assign, minlength=k).to(f.dtype)
-            c = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], c)  # empty: keep
+        c = kmeans(f, k, seed, iterations)
         if k < config.clusters:  # fewer pictures than clusters: repeat centres, never chosen twice
             c = torch.cat([c, c[:config.clusters - k] + 1e6])
         keys.centres.copy_(c)
