@@ -251,3 +251,58 @@ def test_integer_budget_and_comparison_match_the_float_reference():
     mse = (out.float() - a.float()).pow(2).mean().item()
     assert quality == round(10 * math.log10(255**2 / mse), 3)
     assert compare(a, a) == (0, None)
+
+
+def _photo_with_metadata(path, profile_space="sRGB"):
+    """A camera-like JPEG: wide-gamut-style colour profile, EXIF with author, date, GPS and orientation, XMP."""
+    from PIL import ImageCms
+
+    g = torch.Generator().manual_seed(3)
+    img = Image.frombytes("RGB", (40, 24), torch.randint(0, 256, (24, 40, 3), generator=g, dtype=torch.uint8).numpy().tobytes())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to show
+    exif[0x8298] = "(c) Jane Doe"
+    exif.get_ifd(0x8769)[0x9003] = "2026:01:02 03:04:05"
+    exif.get_ifd(0x8825)[1] = "N"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile(profile_space)).tobytes()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:rights>Jane Doe</dc:rights></x:xmpmeta>'
+    img.save(path, quality=95, exif=exif, icc_profile=icc, xmp=xmp)
+    return icc
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_colour_profile_and_exif_travel_with_the_picture(tmp_path, gen_file, fmt):
+    (tmp_path / "photos").mkdir()
+    icc = _photo_with_metadata(tmp_path / "photos" / "cam.jpg")
+    protect_folder(tmp_path / "photos", gen_file, tmp_path / "out", PoisonConfig(fmt=fmt))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (entry,) = manifest["files"]
+    assert entry["metadata"] == ["exif", "icc_profile", "xmp"]
+    with Image.open(tmp_path / "out" / entry["output"]) as out:
+        assert out.size == (24, 40)  # upright, and no orientation tag to turn it again
+        assert out.info["icc_profile"] == icc
+        exif = out.getexif()
+        assert 0x0112 not in exif and exif[0x8298] == "(c) Jane Doe"
+        assert exif.get_ifd(0x8769)[0x9003] == "2026:01:02 03:04:05" and exif.get_ifd(0x8825)[1] == "N"
+        xmp = out.info.get("xmp") or out.info.get("XML:com.adobe.xmp")
+        assert "Jane Doe" in (xmp.decode() if isinstance(xmp, bytes) else xmp)
+
+
+def test_strip_metadata_and_a_profile_of_another_colour_space_is_dropped(tmp_path, gen_file):
+    from PIL import ImageCms
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo_with_metadata(photos / "cam.jpg")
+    Image.new("CMYK", (16, 16), (0, 50, 100, 0)).save(photos / "print.tiff")
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert lab[16:20] == b"Lab "  # a profile for another colour space than the written pixels
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(photos / "lab.png", icc_profile=lab)
+    protect_folder(photos, gen_file, tmp_path / "kept", PoisonConfig())
+    kept = {e["source"]: e["metadata"] for e in json.loads((tmp_path / "kept" / "manifest.json").read_text())["files"]}
+    assert kept == {"cam.jpg": ["exif", "icc_profile", "xmp"], "print.tiff": [], "lab.png": []}
+    protect_folder(photos, gen_file, tmp_path / "bare", PoisonConfig(metadata=False))
+    with Image.open(tmp_path / "bare" / "cam.png") as out:
+        assert "icc_profile" not in out.info and not out.getexif() and "XML:com.adobe.xmp" not in out.info
+    with pytest.raises(DataError, match="add --strip-metadata"):  # continuing it must not mix the two
+        protect_folder(photos, gen_file, tmp_path / "bare", PoisonConfig())

@@ -42,6 +42,7 @@ def poison(
     shard: Optional[str] = typer.Option(None, "--shard", help="k/n: protect only part k (0..n-1) of n, e.g. one per machine; the last part to finish merges manifest.json. Under torchrun, the rank's part."),
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
     work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
+    metadata: bool = typer.Option(True, "--metadata/--strip-metadata", help="Keep each picture's colour profile, EXIF (author, copyright, camera, GPS) and XMP in its protected copy (default), or write none. The EXIF thumbnail, an unprotected copy, is always dropped."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     show_help: bool = HelpOpt,
@@ -49,7 +50,8 @@ def poison(
     """Protect every picture in a folder; writes a mirrored folder of PNGs and manifest.json."""
     with error_boundary(json_out, rerun_hint()):
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
-                              shard=parse_shard(shard), workers=workers, work_size=work_size)
+                              shard=parse_shard(shard), workers=workers, work_size=work_size,
+                              metadata=metadata)
         if fmt != "png":
             console.print(f"[yellow]warning:[/] --format {fmt} re-encodes lossily, which weakens the protection "
                           "and can move pixels beyond the budget; png keeps it exact")

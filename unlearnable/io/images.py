@@ -3,7 +3,9 @@
 Every image becomes an RGB ``uint8`` tensor of shape (H, W, 3) plus, when the file had one,
 an alpha plane (H, W) that is carried through to the output untouched. EXIF orientation is
 applied, palette/CMYK/16-bit images are converted, and a damaged file is reported with the
-reason instead of stopping the run.
+reason instead of stopping the run. The picture's colour profile, EXIF (orientation removed,
+since it is applied) and XMP travel with it to the protected file: without its profile a
+wide-gamut photo (Display P3, Adobe RGB) would look visibly different.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +43,9 @@ class Decoded:
     rgb: torch.Tensor
     alpha: torch.Tensor | None
     gray: bool = False  # the file was grayscale: rgb holds three equal channels, written back as one
+    # what describes the picture rather than being it: "icc_profile", "exif", "xmp" (bytes),
+    # only those the file had and that still fit the decoded pixels
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ def decode_image(path: Path, at_least: int = 0) -> Decoded:
                     img.draft(None, (math.ceil(w * at_least / min(w, h)), math.ceil(h * at_least / min(w, h))))
                 img.load()
                 img = ImageOps.exif_transpose(img)
+                meta = _metadata(img)
                 img = _to_8bit(img)
                 gray = img.mode in ("1", "L", "LA")
                 has_alpha = img.mode in ("RGBA", "LA", "PA") or (
@@ -155,8 +161,10 @@ def decode_image(path: Path, at_least: int = 0) -> Decoded:
                 if has_alpha:
                     rgba = _shrink_to(img.convert("RGBA"), at_least)
                     data = _tensor(rgba, 4)
-                    return Decoded(rgb=data[..., :3].contiguous(), alpha=data[..., 3].contiguous(), gray=gray)
-                return Decoded(rgb=_tensor(_shrink_to(img.convert("RGB"), at_least), 3), alpha=None, gray=gray)
+                    return Decoded(rgb=data[..., :3].contiguous(), alpha=data[..., 3].contiguous(), gray=gray,
+                                   meta=meta)
+                return Decoded(rgb=_tensor(_shrink_to(img.convert("RGB"), at_least), 3), alpha=None, gray=gray,
+                               meta=meta)
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -168,6 +176,35 @@ def decode_image(path: Path, at_least: int = 0) -> Decoded:
         if "truncated" in msg.lower():
             msg = "truncated file (image data ends early)"
         raise DataError(f"cannot decode: {msg}") from None
+
+
+def _metadata(img: Image.Image) -> dict:
+    """The colour profile, EXIF and XMP of an opened (already upright) picture, as bytes.
+
+    A profile is kept only for the colour space the pixels are decoded into: a CMYK
+    profile is dropped with the CMYK-to-RGB conversion. EXIF is re-serialised without the
+    embedded thumbnail (an unprotected copy of the picture) and without orientation.
+    """
+    meta = {}
+    icc = img.info.get("icc_profile")
+    if icc and _icc_space(icc) in ("RGB ", "GRAY"):
+        meta["icc_profile"] = icc
+    try:
+        exif = img.getexif()
+        exif.pop(0x0112, None)  # orientation: the pixels are already upright
+        if len(exif):
+            meta["exif"] = exif.tobytes()
+    except Exception:  # a damaged EXIF block costs the EXIF, never the picture
+        pass
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    if xmp:
+        meta["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+    return meta
+
+
+def _icc_space(profile: bytes) -> str:
+    """The data colour space of an ICC profile ('RGB ', 'GRAY', 'CMYK', ...), from its header."""
+    return profile[16:20].decode("latin-1") if len(profile) >= 20 else ""
 
 
 def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
@@ -238,10 +275,12 @@ PNG_STRATEGY = 3  # zlib Z_RLE
 
 
 def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95,
-                 gray: bool = False) -> bytes:
+                 gray: bool = False, meta: dict | None = None) -> bytes:
     """Encode uint8 RGB (and alpha) as PNG (lossless), or JPEG/WebP when asked for.
 
     ``gray``: write the first channel as a grayscale picture (L, or LA with alpha).
+    ``meta``: colour profile, EXIF and XMP to embed (see :func:`_metadata`); a profile
+    whose colour space does not match the written pixels is left out.
     """
     h, w, _ = rgb.shape
     planes = rgb[..., :1] if gray else rgb
@@ -252,13 +291,43 @@ def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png"
     )
     if fmt in ("jpeg", "webp") and mode == "LA":
         img = img.convert("RGBA")  # neither encoder takes LA
+    if fmt == "jpeg":
+        img = img.convert("L" if mode == "L" else "RGB")
+    elif fmt == "webp" and mode == "L":
+        img = img.convert("RGB")  # WebP stores colour; say so to the profile check below
+    if fmt not in ("png", "jpeg", "webp"):
+        raise DataError(f"unknown output format {fmt!r}; use png, jpeg or webp")
+    options = _embedded(meta or {}, img.mode, fmt)
+    try:
+        return _save(img, fmt, quality, options)
+    except ValueError:  # e.g. EXIF over JPEG's 64 KB segment: the picture matters more
+        return _save(img, fmt, quality, {k: v for k, v in options.items() if k != "exif"})
+
+
+def _embedded(meta: dict, mode: str, fmt: str) -> dict:
+    """Pillow save options carrying ``meta`` into a ``mode`` picture of format ``fmt``."""
+    options = {}
+    icc = meta.get("icc_profile")
+    if icc and _icc_space(icc) == ("GRAY" if mode in ("L", "LA") else "RGB "):
+        options["icc_profile"] = icc
+    if meta.get("exif"):
+        options["exif"] = meta["exif"]
+    if meta.get("xmp"):
+        if fmt == "png":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", meta["xmp"].decode("utf-8", "replace"))
+            options["pnginfo"] = info
+        else:
+            options["xmp"] = meta["xmp"]
+    return options
+
+
+def _save(img: Image.Image, fmt: str, quality: int, options: dict) -> bytes:
     out = io.BytesIO()
     if fmt == "png":
-        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY)
-    elif fmt == "jpeg":
-        img.convert("L" if mode == "L" else "RGB").save(out, format="JPEG", quality=quality)
-    elif fmt == "webp":
-        img.save(out, format="WEBP", quality=quality)
+        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY, **options)
     else:
-        raise DataError(f"unknown output format {fmt!r}; use png, jpeg or webp")
+        img.save(out, format=fmt.upper(), quality=quality, **options)
     return out.getvalue()

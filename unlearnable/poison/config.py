@@ -21,6 +21,8 @@ class PoisonConfig:
     # compute the perturbation with the shorter side at this many pixels and upsample it:
     # "auto" = the generator's training size (README, "Resolution policy"), 0 = full resolution
     work_size: int | str = "auto"
+    # carry each picture's colour profile, EXIF (orientation applied, thumbnail dropped) and XMP
+    metadata: bool = True
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError

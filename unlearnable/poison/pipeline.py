@@ -91,7 +91,8 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     if dec.gray:  # one perturbation for the one channel: the mean of three is within the budget too
         delta = delta.mean(0, keepdim=True).expand_as(delta)
     protected = apply_budget(dec.rgb, delta, levels)
-    data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray)
+    meta = dec.meta if config.metadata else {}
+    data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray, meta=meta)
     written = _decode_bytes(data)
     change, quality = compare(written, dec.rgb)
     if change > levels and config.fmt == "png":
@@ -99,7 +100,7 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     atomic_write_bytes(out_dir / name, data)
     return {
         "source": rel, "source_sha256": digest, "output": name, "max_change_levels": change,
-        "psnr": quality, "alpha": dec.alpha is not None, "gray": dec.gray,
+        "psnr": quality, "alpha": dec.alpha is not None, "gray": dec.gray, "metadata": sorted(meta),
     }
 
 
@@ -237,7 +238,8 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
     names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
     files, rels = all_files[k::n], all_rels[k::n]
     partial_name, manifest_name = shard_names(k, n)
-    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": eps_text, "work_size": work_size}
+    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": eps_text, "work_size": work_size,
+              "metadata": config.metadata}
     state = State(out_dir, header, partial_name)
     result = PoisonResult(input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
                           files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size)

@@ -65,6 +65,10 @@ class State:
         if made_at != header["work_size"] and found.get("generator_sha256") == header["generator_sha256"]:
             raise DataError(f"{out_dir} was protected with --work-size {made_at or 'full'}; add --work-size "
                             f"{made_at or 'full'} to continue it, or choose another --out")
+        if found.get("metadata", header["metadata"]) != header["metadata"]:  # runs before 2026-11-30 lack it
+            fix = "add --strip-metadata" if header["metadata"] else "leave out --strip-metadata"
+            raise DataError(f"{out_dir} was protected {'without' if header['metadata'] else 'with'} metadata; "
+                            f"{fix} to continue it, or choose another --out")
         for key in ("generator_sha256", "format"):
             if found.get(key) != header[key]:
                 raise DataError(
