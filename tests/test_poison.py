@@ -306,3 +306,33 @@ def test_strip_metadata_and_a_profile_of_another_colour_space_is_dropped(tmp_pat
         assert "icc_profile" not in out.info and not out.getexif() and "XML:com.adobe.xmp" not in out.info
     with pytest.raises(DataError, match="add --strip-metadata"):  # continuing it must not mix the two
         protect_folder(photos, gen_file, tmp_path / "bare", PoisonConfig())
+
+
+def test_phone_heic_is_protected_and_camera_raw_is_named_not_ignored(tmp_path, gen_file):
+    pytest.importorskip("pillow_heif")  # a dependency; skipped only on a broken install
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = torch.Generator().manual_seed(5)
+    Image.frombytes("RGB", (48, 32), torch.randint(0, 256, (32, 48, 3), generator=g, dtype=torch.uint8).numpy().tobytes()
+                    ).save(photos / "IMG_0001.HEIC", quality=95)
+    (photos / "DSC_0002.NEF").write_bytes(b"II*\x00 raw sensor data")
+    skipped = []
+    result = protect_folder(photos, gen_file, tmp_path / "out", PoisonConfig(), on_skip=skipped.append)
+    assert (result.files, result.protected) == (2, 1)
+    assert [(s.path, s.reason) for s in skipped] == [("DSC_0002.NEF", "a camera RAW file: export it as JPEG or TIFF first")]
+    orig, prot = decode_image(photos / "IMG_0001.HEIC"), decode_image(tmp_path / "out" / "IMG_0001.png")
+    assert orig.rgb.shape == prot.rgb.shape == (32, 48, 3)
+    assert 0 < (prot.rgb.int() - orig.rgb.int()).abs().max().item() <= 8
+
+
+def test_a_folder_of_raw_files_says_what_to_do(tmp_path, gen_file):
+    from unlearnable.data import load_pictures
+
+    (tmp_path / "raw").mkdir()
+    for i in range(3):
+        (tmp_path / "raw" / f"IMG_{i}.CR2").write_bytes(b"raw")
+    for attempt in (lambda: protect_folder(tmp_path / "raw", gen_file, tmp_path / "out"),
+                    lambda: load_pictures(tmp_path / "raw", 32, "none")):
+        with pytest.raises(DataError, match=r"no readable pictures in .*raw: 3 file\(s\) skipped, e\.g\. IMG_0\.CR2 "
+                                            r"\(a camera RAW file: export it as JPEG or TIFF first\)"):
+            attempt()

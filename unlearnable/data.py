@@ -17,7 +17,7 @@ from typing import Callable, Union
 import torch
 
 from .errors import DataError
-from .io.images import Skipped, check_folder, decode_image, list_images
+from .io.images import Skipped, check_folder, decode_image, list_images, no_pictures
 from .models.keys import fit_center
 
 
@@ -116,7 +116,8 @@ def load_pictures(
         names = []
     else:
         names = class_names or sorted(set(labels.values()))
-    rels = [(p, p.relative_to(root).as_posix()) for p in list_images(root)]
+    unreadable: list[Skipped] = []
+    rels = [(p, p.relative_to(root).as_posix()) for p in list_images(root, unreadable)]
     keep = [(p, r, _label_of(r, labels, names)) for p, r in rels]
     if isinstance(labels, dict):
         missing = [r for _, r, c in keep if c is None]
@@ -129,15 +130,14 @@ def load_pictures(
     elif labels == "folders":
         keep = [k for k in keep if k[2] is not None]
     if not keep:
-        where = "in the class sub-folders of " if labels == "folders" else "in "
-        raise DataError(f"no pictures found {where}{root}")
+        raise no_pictures(root, unreadable, "in the class sub-folders of " if labels == "folders" else "in ")
     if fraction is not None or limit is not None:
         n = len(keep)
         k = n if fraction is None else max(1, round(n * fraction))
         k = min(k, limit) if limit is not None else k
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
         keep = [keep[i] for i in order.tolist()]
-    xs, ys, paths, skipped = [], [], [], []
+    xs, ys, paths, skipped = [], [], [], list(unreadable)
     for i, (path, rel, cls) in enumerate(keep):
         try:
             xs.append(fit_to_size(decode_image(path, at_least=2 * image_size).rgb, image_size))

@@ -29,7 +29,28 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+try:  # iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF = (".heic", ".heif")
+except ImportError:  # pragma: no cover - a dependency, but a broken install should still run
+    _HEIF = ()
+_AVIF = (".avif",) if ".avif" in Image.registered_extensions() else ()  # Pillow >= 11.3 wheels
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif") + _HEIF + _AVIF
+
+# Formats a photographer keeps that this installation cannot read, with what to do about it:
+# reported as skipped, never silently passed over.
+_RAW = (".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf", ".rw2",
+        ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw", ".raw")
+UNREADABLE = {
+    **{suffix: "a camera RAW file: export it as JPEG or TIFF first" for suffix in _RAW},
+    **{suffix: "HEIC needs pillow-heif (pip install pillow-heif), or export it as JPEG"
+       for suffix in (".heic", ".heif") if suffix not in _HEIF},
+    ".jxl": "JPEG XL cannot be read here: export it as JPEG or PNG first",
+    **({} if _AVIF else {".avif": "AVIF needs Pillow 11.3 or newer (pip install -U pillow)"}),
+}
 
 # Pictures larger than this are refused as possible decompression bombs: Pillow's own
 # threshold (Image.MAX_IMAGE_PIXELS, about 89.5 megapixels, e.g. 11,500 x 7,780).
@@ -70,16 +91,21 @@ def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
     """Every regular file under ``root`` with an image suffix, recursively, in a stable order.
 
     Broken links, folders named like pictures, devices and FIFOs (reading one could hang
-    forever) are left out; with ``skipped`` given, each is appended to it once with a reason.
+    forever), and photo formats that cannot be read here (camera RAW, ...) are left out; with
+    ``skipped`` given, each is appended to it once with a reason.
     """
     root = check_folder(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames + [d for d in dirnames if d.lower().endswith(IMAGE_SUFFIXES)]:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
+            if name.startswith("."):
                 continue
             path = Path(dirpath) / name
+            if not name.lower().endswith(IMAGE_SUFFIXES):
+                if skipped is not None and path.suffix.lower() in UNREADABLE:
+                    skipped.append(Skipped(path.relative_to(root).as_posix(), UNREADABLE[path.suffix.lower()]))
+                continue
             reason = _not_a_regular_file(path)
             if reason is None:
                 found.append(path)
@@ -89,6 +115,16 @@ def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
     if skipped is not None:
         skipped.sort(key=lambda s: s.path)
     return found
+
+
+def no_pictures(root: Path, skipped: list[Skipped], where: str = "in ") -> DataError:
+    """The error for a folder with nothing to read, naming what was found instead if anything."""
+    readable = ", ".join(IMAGE_SUFFIXES)
+    if skipped:
+        first = skipped[0]
+        return DataError(f"no readable pictures {where}{root}: {len(skipped)} file(s) skipped, e.g. {first.path} "
+                         f"({first.reason}); readable: {readable}")
+    return DataError(f"no pictures found {where}{root} (looked for files ending in {readable})")
 
 
 def _not_a_regular_file(path: Path) -> str | None:

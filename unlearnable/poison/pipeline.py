@@ -25,12 +25,12 @@ from PIL import Image
 from ..errors import DataError, GuaranteeError
 from ..io.images import (
     Decoded,
-    IMAGE_SUFFIXES,
     Skipped,
     atomic_write_bytes,
     decode_image,
     encode_image,
     list_images,
+    no_pictures,
     sha256_file,
 )
 from ..methods import load_protector
@@ -220,7 +220,7 @@ def protect_folder(
     special: list[Skipped] = []
     all_files = list_images(input_dir, special)
     if not all_files:
-        raise DataError(f"no pictures found in {input_dir} (looked for files ending in {', '.join(IMAGE_SUFFIXES)})")
+        raise no_pictures(input_dir, special)
     protector, info = load_protector(gen_path, device)
     levels = int(math.floor(info.eps * 255 + 1e-6))
     work_size = resolve_work_size(config.work_size, info.image_size)
@@ -241,12 +241,14 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
     header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": eps_text, "work_size": work_size,
               "metadata": config.metadata}
     state = State(out_dir, header, partial_name)
+    special = special[k::n]  # links, devices, RAW files...: listed, counted, skipped
+    total = len(files) + len(special)
     result = PoisonResult(input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
-                          files=len(files), budget_levels=levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size)
-    for skip in special[k::n]:
+                          files=total, budget_levels=levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size)
+    for skip in special:
         _skip(result, skip, on_skip)
     start = time.perf_counter()
-    run = _Run(protector, labels, levels, work_size, config, out_dir, names, state, result, device, len(files), on_progress)
+    run = _Run(protector, labels, levels, work_size, config, out_dir, names, state, result, device, total, on_progress)
     try:
         todo = []
         for path, rel in zip(files, rels):
@@ -264,7 +266,7 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
                 _skip(result, Skipped(rel, str(err)), on_skip)
         run.finish()
         if on_progress:
-            on_progress(len(files), len(files))
+            on_progress(total, total)
     finally:
         run.close()
     result.seconds = time.perf_counter() - start
