@@ -92,8 +92,10 @@ def test_progress_in_a_log_prints_lines_with_an_eta(capsys, monkeypatch):
             progress.tick()  # what the heartbeat thread does every 30 seconds
     progress.tick()  # finished tasks stay quiet
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert [line.split(":")[1].split()[0] for line in lines] == ["1/100", "30/100", "60/100", "90/100", "100/100"]
-    assert "about 1:10 left" in lines[1]  # 30 steps in 30 s, 70 to go
+    assert [line.split(":")[1].split()[0] for line in lines] == ["1/100", "6/100", "30/100", "60/100", "90/100", "100/100"]
+    assert "left" not in lines[0]  # one step says nothing about the rate
+    assert "about 1:34 left" in lines[1]  # the first estimate, 5 s after the first step, not 30 s in
+    assert "about 1:10 left" in lines[2]  # 30 steps in 30 s, 70 to go
 
 
 def test_log_eta_ignores_the_wait_before_the_first_step(capsys, monkeypatch):
@@ -104,7 +106,7 @@ def test_log_eta_ignores_the_wait_before_the_first_step(capsys, monkeypatch):
         progress.update(task, completed=step)
     progress.tick()
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert "left" not in lines[0] and "about 1:10 left" in lines[1], lines
+    assert "left" not in lines[0] and "about 1:34 left" in lines[1] and "about 1:10 left" in lines[2], lines
 
 
 def test_special_files_are_skipped_with_a_reason_not_read(tmp_path, gen_file):

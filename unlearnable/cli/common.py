@@ -106,9 +106,18 @@ class LogProgress:
             finished = t["total"] is not None and t["completed"] >= t["total"] > 0
             if t["completed"] and "first" not in t:  # the rate is measured from the first step on
                 t["first"] = (time.monotonic(), t["completed"])
-            if (finished and not t["done"]) or (not t["shown"] and t["completed"]):
+            if (finished and not t["done"]) or (not t["shown"] and t["completed"]) or self._first_estimate(t):
                 t["done"] = finished
                 self._print(t)
+
+    @staticmethod
+    def _first_estimate(t: dict) -> bool:
+        """True once, as soon as the time left can be estimated (5 s after the first step),
+        so a long run says how long it will take without waiting for the next 30 s line."""
+        if t.get("estimated") or "first" not in t or not t["total"] or t["completed"] <= t["first"][1]:
+            return False
+        t["estimated"] = time.monotonic() - t["first"][0] >= 5
+        return t["estimated"]
 
     def tick(self) -> None:
         """One line for every visible task that has started and not finished."""
