@@ -94,13 +94,16 @@ def test_flat_folder_trains_poisons_and_evaluates_with_the_trainers_labels(tmp_p
     report = json.loads(res.stdout)
     assert report["train_images"] == 36 and report["test_images"] == 18 and report["clean_accuracy"] is not None
 
-    # no test folder at all: the trainer learns from the protected 80% and is tested on the other 20%'s originals
-    (tmp_path / ".unlearnable.json").unlink()  # forget the --test folder given above
+    # no test folder given: the trainer learns from the protected 80% and is tested on the other 20%'s
+    # originals, even though the --test folder above is remembered (it stands in only without --clean)
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--labels", str(csv), "--clean", str(tmp_path / "photos"),
                               "--epochs", "1", "--report", str(tmp_path / "held.json"), "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert (report["train_images"], report["test_images"]) == (29, 7) and report["clean_accuracy"] is not None
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--labels", str(csv), "--epochs", "1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["test_images"] == 18  # the remembered test folder
+    (tmp_path / ".unlearnable.json").unlink()
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--labels", str(csv), "--epochs", "1"])
     assert res.exit_code == 1 and "--clean ORIGINALS" in res.output
 

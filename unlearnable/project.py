@@ -54,15 +54,19 @@ def training_folders(protected: Path | None, test: Path | None, clean: Path | No
                      cwd: Path | None = None) -> tuple[Path, Path | None, Path | None]:
     """The folders `evaluate` and `defend` train on: explicit paths win, then the remembered ones.
 
-    No test folder (given or remembered) but the originals: None, a held-out share of them is the test set.
+    No test folder given but the originals given (``--clean``), or no test folder at all: None,
+    a held-out share of the originals is the test set. A remembered test folder stands in only
+    when neither ``--test`` nor ``--clean`` was given, so the README's held-out command means
+    the same in every working directory.
     """
+    clean_given = clean is not None
     project = load_project(cwd)
     if protected is None:
         if "protected" not in project:
             raise UnlearnableError("no PROTECTED_DIR given and no earlier `unlearnable poison` run here; pass the folder")
         protected = Path(project["protected"])
         clean = clean or (Path(project["clean"]) if "clean" in project else None)
-    if test is None:
+    if test is None and not clean_given:
         if "test" in project:
             test = Path(project["test"])
         elif clean is None:

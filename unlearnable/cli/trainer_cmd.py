@@ -22,6 +22,15 @@ def _tested_on(test: Path | None, n: int) -> str:
     return f"{n} held-out originals" if test is None else f"{n} test pictures"
 
 
+def _folders(protected_dir: Path | None, test: Path | None, clean: Path | None):
+    """The folders to train and test on; says so when the test folder is a remembered one."""
+    folders = training_folders(protected_dir, test, clean)
+    if test is None and folders[1] is not None:
+        console.print(f"testing on {folders[1]} (remembered from an earlier run; --test DIR for another, "
+                      "--clean ORIGINALS for a held-out fifth of your own pictures)", highlight=False)
+    return folders
+
+
 def _few_test_pictures(n: int) -> None:
     if n < 200:
         console.print(f"[yellow]note:[/] {n} test pictures: one picture is {100 / n:.1f} points of accuracy, "
@@ -52,7 +61,7 @@ def evaluate(
     """Train fresh victims on protected pictures and report their clean-test accuracy."""
     adv = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
     with error_boundary(json_out, STOPPED):
-        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        protected_dir, test, clean = _folders(protected_dir, test, clean)
         rec = victim_recipe(recipe, arch, epochs, batch_size, adv.value, adv_loss)
         dev, ctx = setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
@@ -98,7 +107,7 @@ def defend(
         from ..defend import DefendConfig, run_defenses
 
         defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
-        protected_dir, test, clean = training_folders(protected_dir, test, clean)
+        protected_dir, test, clean = _folders(protected_dir, test, clean)
         rec = victim_recipe(recipe, arch, epochs)
         dev, ctx = setup(seed, device)
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
