@@ -113,3 +113,17 @@ def test_flags_show_no_bool_metavar():
 def test_poison_checks_the_folder_before_announcing_the_built_in_generator(tmp_path):
     res = runner.invoke(app, ["poison", str(tmp_path / "nothere")])
     assert res.exit_code == 1 and "does not exist" in res.output and "built-in generator" not in res.output
+
+
+def test_lossy_formats_say_what_they_cost(tmp_path, gen_file):
+    src = _folder(tmp_path / "in")
+    said = {}
+    for fmt, quality in (("jpeg", 90), ("jpeg", 70), ("webp", 85)):
+        res = runner.invoke(app, ["poison", str(src), "--gen", str(gen_file), "--out", str(tmp_path / f"{fmt}{quality}"),
+                                  "--format", fmt, "--quality", str(quality)])
+        assert res.exit_code == 0, res.output
+        said[fmt, quality] = " ".join(res.output.split())
+    assert "kept almost all of the protection" in said["jpeg", 90] and "warning" not in said["jpeg", 90]
+    assert "warning: jpeg at quality 70 weakens the protection" in said["jpeg", 70]
+    assert "warning: webp at quality 85 weakens the protection" in said["webp", 85]
+    assert all("png keeps it exact" in text for text in said.values())
