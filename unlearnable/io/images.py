@@ -10,11 +10,14 @@ wide-gamut photo (Display P3, Adobe RGB) would look visibly different.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import io
 import math
 import os
 import stat
+import struct
 import tempfile
 import threading
 import warnings
@@ -29,13 +32,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
-try:  # iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-    _HEIF = (".heic", ".heif")
-except ImportError:  # pragma: no cover - a dependency, but a broken install should still run
-    _HEIF = ()
+# iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it (a
+# dependency, registered on first use rather than at import; a broken install still runs)
+_HEIF = (".heic", ".heif") if importlib.util.find_spec("pillow_heif") else ()
 _AVIF = (".avif",) if ".avif" in Image.registered_extensions() else ()  # Pillow >= 11.3 wheels
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif") + _HEIF + _AVIF
@@ -117,6 +116,21 @@ def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
     return found
 
 
+@functools.cache
+def _readers() -> None:
+    """Register the readers Pillow lacks (HEIC), once."""
+    if _HEIF:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+
+
+def open_picture(path: Path) -> Image.Image:
+    """``Image.open`` with every reader this installation has (HEIC included)."""
+    _readers()
+    return Image.open(path)
+
+
 def no_pictures(root: Path, skipped: list[Skipped], where: str = "in ") -> DataError:
     """The error for a folder with nothing to read, naming what was found instead if anything."""
     readable = ", ".join(IMAGE_SUFFIXES)
@@ -176,7 +190,7 @@ def decode_image(path: Path, at_least: int = 0) -> Decoded:
             raise DataError("empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with open_picture(path) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise DataError(
                         f"{img.width}x{img.height} pixels is over the {MAX_PIXELS:,}-pixel limit "
@@ -230,8 +244,8 @@ def _metadata(img: Image.Image) -> dict:
         exif.pop(0x0112, None)  # orientation: the pixels are already upright
         if len(exif):
             meta["exif"] = exif.tobytes()
-    except Exception:  # a damaged EXIF block costs the EXIF, never the picture
-        pass
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):
+        pass  # a damaged EXIF block costs the EXIF (the manifest lists what was kept), never the picture
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     if xmp:
         meta["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)

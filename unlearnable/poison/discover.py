@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from ..errors import DataError
+from ..io.images import open_picture
 from .config import SUFFIX
 
 
@@ -49,7 +48,7 @@ def class_of(rel: str, class_names: list[str]) -> int | None:
 def header_pixels(path: Path) -> int:
     """Width x height from the file's header without decoding it; 0 when unreadable."""
     try:
-        with Image.open(path) as img:
+        with open_picture(path) as img:
             return img.width * img.height
     except Exception:  # noqa: BLE001 - any failure is reported when the file is decoded
         return 0
