@@ -8,7 +8,8 @@ format with Pillow: `jpeg444:Q` is what `poison --format jpeg --quality Q` write
 at full resolution), `jpeg420:Q` the usual 4:2:0 (what it wrote before 2026-11-30), `webp:Q`
 lossy WebP (always 4:2:0). A trainer then learns from the decoded files (`unlearnable
 evaluate`, the given labels, --epochs) and is tested on --test. Prints, per format, the
-trainer's accuracy, the largest change against the originals, the PSNR and the folder size.
+trainer's accuracy, the largest change against the originals, the mean PSNR (both as `poison`
+measures them) and the size of the picture files.
 Scratch folders go to --work.
 """
 
@@ -18,10 +19,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from benchlib import cli, remove
+from unlearnable.io.images import decode_image
+from unlearnable.poison.tiling import compare
 
 
 def encode(src: Path, dest: Path, spec: str) -> None:
@@ -43,19 +45,20 @@ def encode(src: Path, dest: Path, spec: str) -> None:
             img.save(out, **options)
 
 
-def compare(folder: Path, originals: Path) -> tuple[int, float]:
-    """Largest change (levels) and PSNR (dB) of every picture against its original, by path stem."""
+def compare_folder(folder: Path, originals: Path) -> tuple[int, float]:
+    """Largest change (levels) and mean PSNR (dB) against the originals, matched by path stem,
+    measured as `poison` measures its outputs (manifest.json)."""
     by_stem = {p.relative_to(originals).with_suffix("").as_posix(): p for p in originals.rglob("*") if p.is_file()}
-    worst, squared, count = 0, 0.0, 0
+    worst, psnrs = 0, []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         orig = by_stem.get(path.relative_to(folder).with_suffix("").as_posix())
         if orig is None:
             continue
-        a = np.asarray(Image.open(path).convert("RGB"), dtype=np.int64)
-        b = np.asarray(Image.open(orig).convert("RGB"), dtype=np.int64)
-        worst = max(worst, int(np.abs(a - b).max()))
-        squared, count = squared + float(((a - b) ** 2).sum()), count + a.size
-    return worst, 10 * np.log10(255**2 / (squared / count))
+        change, psnr = compare(decode_image(path).rgb, decode_image(orig).rgb)
+        worst = max(worst, change)
+        if psnr is not None:
+            psnrs.append(psnr)
+    return worst, sum(psnrs) / len(psnrs)
 
 
 def main() -> None:
@@ -77,7 +80,7 @@ def main() -> None:
         encode(args.protected, folder, spec)
         r = cli("evaluate", str(folder), "--test", str(args.test), "--clean", str(args.clean), *labels,
                 "--epochs", str(args.epochs), "--report", str(args.work / f"{folder.name}.evaluation.json"))
-        worst, psnr = compare(folder, args.clean)
+        worst, psnr = compare_folder(folder, args.clean)
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         rows[spec] = {"accuracy": r["accuracy"], "clean_accuracy": r["clean_accuracy"], "max_change_levels": worst,
                       "psnr": round(psnr, 2), "bytes": size}

@@ -175,8 +175,11 @@ def _shrink_to(img: Image.Image, at_least: int) -> Image.Image:
     return img.reduce(factor) if factor >= 2 else img
 
 
-def decode_image(path: Path, at_least: int = 0) -> Decoded:
+def decode_image(path: Path, at_least: int = 0, metadata: bool = False) -> Decoded:
     """Decode one file (first frame of animations) into RGB and optional alpha tensors.
+
+    ``metadata``: also read the colour profile, EXIF and XMP into ``Decoded.meta`` (what
+    `poison` writes back; training and checks have no use for them).
 
     ``at_least`` > 0 asks only for a picture whose shorter side has at least that many
     pixels: a JPEG is then decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft mode: a 24-MP
@@ -202,7 +205,7 @@ def decode_image(path: Path, at_least: int = 0) -> Decoded:
                     img.draft(None, (math.ceil(w * at_least / min(w, h)), math.ceil(h * at_least / min(w, h))))
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                meta = _metadata(img)
+                meta = _metadata(img) if metadata else {}
                 img = _to_8bit(img)
                 gray = img.mode in ("1", "L", "LA")
                 has_alpha = img.mode in ("RGBA", "LA", "PA") or (

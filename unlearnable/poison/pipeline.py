@@ -48,13 +48,15 @@ class _Prefetcher:
     photos never has more than one or two decoding at once, from the very first file.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor, items: list[tuple[Path, str]], window: int, pixel_budget: int):
+    def __init__(self, pool: ThreadPoolExecutor, items: list[tuple[Path, str]], window: int, pixel_budget: int,
+                 metadata: bool):
         self.pool, self.items, self.window, self.pixel_budget = pool, items, window, pixel_budget
+        self.metadata = metadata  # read each picture's profile, EXIF and XMP to write them back
 
     def _load(self, path: Path, rel: str):
         digest = sha256_file(path)
         try:
-            return rel, digest, decode_image(path), None
+            return rel, digest, decode_image(path, metadata=self.metadata), None
         except DataError as exc:
             return rel, digest, None, exc
 
@@ -91,8 +93,7 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     if dec.gray:  # one perturbation for the one channel: the mean of three is within the budget too
         delta = delta.mean(0, keepdim=True).expand_as(delta)
     protected = apply_budget(dec.rgb, delta, levels)
-    meta = dec.meta if config.metadata else {}
-    data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray, meta=meta)
+    data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray, meta=dec.meta)
     written = _decode_bytes(data)
     change, quality = compare(written, dec.rgb)
     if change > levels and config.fmt == "png":
@@ -100,7 +101,7 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
     atomic_write_bytes(out_dir / name, data)
     return {
         "source": rel, "source_sha256": digest, "output": name, "max_change_levels": change,
-        "psnr": quality, "alpha": dec.alpha is not None, "gray": dec.gray, "metadata": sorted(meta),
+        "psnr": quality, "alpha": dec.alpha is not None, "gray": dec.gray, "metadata": sorted(dec.meta),
     }
 
 
@@ -257,7 +258,7 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
                 result.already_done += 1
             else:
                 todo.append((path, rel))
-        for rel, digest, dec, err in _Prefetcher(run.pool, todo, run.window, config.pixel_budget):
+        for rel, digest, dec, err in _Prefetcher(run.pool, todo, run.window, config.pixel_budget, config.metadata):
             if err is None:
                 run.add(rel, digest, dec)
             elif config.strict:
