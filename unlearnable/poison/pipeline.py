@@ -49,7 +49,7 @@ class _Prefetcher:
     """
 
     def __init__(self, pool: ThreadPoolExecutor, items: list[tuple[Path, str]], window: int, pixel_budget: int,
-                 metadata: bool):
+                 metadata: bool = False):
         self.pool, self.items, self.window, self.pixel_budget = pool, items, window, pixel_budget
         self.metadata = metadata  # read each picture's profile, EXIF and XMP to write them back
 
