@@ -127,3 +127,14 @@ def test_lossy_formats_say_what_they_cost(tmp_path, gen_file):
     assert "warning: jpeg at quality 70 weakens the protection" in said["jpeg", 70]
     assert "warning: webp at quality 85 weakens the protection" in said["webp", 85]
     assert all("png keeps it exact" in text for text in said.values())
+
+
+def test_evaluate_on_a_flat_folder_without_labels_says_how_to_give_them(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (10 * i, 5, 5)).save(flat / f"{i}.png")
+    for command in ("evaluate", "defend"):
+        res = runner.invoke(app, [command, str(flat), "--clean", str(flat), "--epochs", "1"])
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        assert "has no class sub-folders: give the trainer's labels with --labels FILE" in " ".join(res.output.split())

@@ -189,6 +189,9 @@ def load_training_and_test(
     test folder, a seeded :data:`HOLDOUT` share of the pictures is held out: the trainer
     learns from the protected versions of the rest and is tested on the originals of those.
     """
+    if labels == "folders" and not class_folders(protected_dir):
+        raise DataError(f"{protected_dir} has no class sub-folders: give the trainer's labels with --labels FILE "
+                        "(one line relative/path.jpg,class per picture), or put each class's pictures in its own folder")
     if test_dir is None:
         return _held_out(protected_dir, clean_dir, image_size, labels, seed)
     test_classes = class_folders(test_dir)
