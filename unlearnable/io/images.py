@@ -35,7 +35,7 @@ from ..errors import DataError
 # iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it (a
 # dependency, registered on first use rather than at import; a broken install still runs)
 _HEIF = (".heic", ".heif") if importlib.util.find_spec("pillow_heif") else ()
-_AVIF = (".avif",) if ".avif" in Image.registered_extensions() else ()  # Pillow >= 11.3 wheels
+_AVIF = (".avif",) if ".avif" in Image.registered_extensions() else ()  # newer Pillow wheels
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif") + _HEIF + _AVIF
 
@@ -48,7 +48,7 @@ UNREADABLE = {
     **{suffix: "HEIC needs pillow-heif (pip install pillow-heif), or export it as JPEG"
        for suffix in (".heic", ".heif") if suffix not in _HEIF},
     ".jxl": "JPEG XL cannot be read here: export it as JPEG or PNG first",
-    **({} if _AVIF else {".avif": "AVIF needs Pillow 11.3 or newer (pip install -U pillow)"}),
+    **({} if _AVIF else {".avif": "AVIF needs a newer Pillow (pip install -U pillow)"}),
 }
 
 # Pictures larger than this are refused as possible decompression bombs: Pillow's own
