@@ -3,7 +3,21 @@ import torch
 
 from unlearnable.budget import parse_budget
 from unlearnable.io.genfile import GeneratorInfo, save_generator
+from unlearnable.io.images import atomic_write_bytes, encode_image
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
+from unlearnable.synthetic import synthetic_images
+
+
+def flat_folder(root, n_classes=3, per_class=12, size=16, seed=0):
+    """Synthetic pictures with shuffled names in one flat folder; returns {name: class}."""
+    x, y = synthetic_images(n_classes, per_class, size, seed)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    truth = {}
+    for i, j in enumerate(order.tolist()):
+        name = f"IMG_{i:04d}.png"
+        atomic_write_bytes(root / name, encode_image(x[j].permute(1, 2, 0), None))
+        truth[name] = f"class{y[j].item()}"
+    return truth
 
 
 def make_generator(path, eps="8/255", num_classes=0, class_names=None, channels=(8, 16, 32), seed=0):

@@ -19,6 +19,8 @@ from unlearnable.synthetic import synthetic_images
 from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, train_generator
 
+from .conftest import flat_folder
+
 CPU = torch.device("cpu")
 runner = CliRunner()
 
@@ -46,25 +48,13 @@ def test_kmeans_keys_find_the_groups_and_ignore_the_perturbation():
     assert torch.equal(keys(big), k[:4])  # any size: fitted like the training pictures
 
 
-def _flat_folder(root, n_classes=3, per_class=12, size=16, seed=0):
-    """Synthetic pictures with shuffled names in one flat folder; returns {name: class}."""
-    x, y = synthetic_images(n_classes, per_class, size, seed)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    truth = {}
-    for i, j in enumerate(order.tolist()):
-        name = f"IMG_{i:04d}.png"
-        atomic_write_bytes(root / name, encode_image(x[j].permute(1, 2, 0), None))
-        truth[name] = f"class{y[j].item()}"
-    return truth
-
-
 def _tiny(**kw):
     return replace(PRESETS["cpu"], warmup_epochs=1, epochs=1, batch_size=16, image_size=16, bome=BomeSettings(inner_steps=1),
                    min_steps=0, **kw)
 
 
 def test_flat_folder_trains_poisons_and_evaluates_with_the_trainers_labels(tmp_path):
-    truth = _flat_folder(tmp_path / "photos")
+    truth = flat_folder(tmp_path / "photos")
     (tmp_path / "photos" / "2024" / "trip").mkdir(parents=True)  # a mixed layout: some nested
     (tmp_path / "photos" / "IMG_0000.png").rename(tmp_path / "photos" / "2024" / "trip" / "IMG_0000.png")
     truth["2024/trip/IMG_0000.png"] = truth.pop("IMG_0000.png")
@@ -123,7 +113,7 @@ def test_labels_file_errors_are_one_line(tmp_path):
 
 
 def test_keyed_file_refuses_tampered_keys(tmp_path):
-    _flat_folder(tmp_path / "photos", per_class=8)
+    flat_folder(tmp_path / "photos", per_class=8)
     gen = tmp_path / "gen.safetensors"
     train_generator(tmp_path / "photos", gen, _tiny(clusters=2), CPU)
     with safe_open(str(gen), framework="pt") as fh:
@@ -162,7 +152,7 @@ def test_trained_encoder_travels_inside_the_generator(tmp_path):
     res = runner.invoke(app, ["poison", str(tmp_path / "labelled"), "--gen", str(enc)])
     assert res.exit_code == 1 and "key-encoder file, not a generator" in res.output
 
-    _flat_folder(tmp_path / "photos", per_class=8)
+    flat_folder(tmp_path / "photos", per_class=8)
     gen = tmp_path / "gen.safetensors"
     train_generator(tmp_path / "photos", gen, _tiny(clusters=4, encoder=str(enc)), CPU)
     model, info = load_generator(gen)
@@ -179,7 +169,7 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
     from unlearnable.cli import poison_cmd as cli_main
     from unlearnable.methods import default_generator
 
-    _flat_folder(tmp_path / "photos", per_class=2)
+    flat_folder(tmp_path / "photos", per_class=2)
     if default_generator() is not None:  # this checkout ships one
         res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--json"],
                             env={"COLUMNS": "250"})
@@ -192,7 +182,7 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
 
 
 def test_train_generator_names_the_pictures_it_skipped(tmp_path):
-    _flat_folder(tmp_path / "photos", per_class=4)
+    flat_folder(tmp_path / "photos", per_class=4)
     (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a picture")
     res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
                               "--image-size", "16", "--encoder", "colour", "--out", str(tmp_path / "g.safetensors"),
@@ -210,7 +200,7 @@ def test_keys_from_the_small_copy_are_the_keys_of_the_whole_picture(tmp_path):
 
     from unlearnable.poison.tiling import batch_keys
 
-    _flat_folder(tmp_path / "photos", per_class=8)
+    flat_folder(tmp_path / "photos", per_class=8)
     gen_path = tmp_path / "gen.safetensors"
     train_generator(tmp_path / "photos", gen_path, _tiny(clusters=3), CPU)
     gen, _ = load_generator(gen_path)

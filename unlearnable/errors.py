@@ -27,3 +27,7 @@ class GuaranteeError(UnlearnableError):
 
 class ConfigError(UnlearnableError):
     """Options that cannot go together, or a value a method does not know: a usage error (exit 2)."""
+
+
+class EncoderUnavailableError(UnlearnableError):
+    """The ImageNet encoder that keys a protection is not installed, or not the weights it needs."""

@@ -47,7 +47,7 @@ def train_generator(
     block: Optional[int] = typer.Option(None, "--block", min=1, max=64, help="Make the pattern constant over BLOCK x BLOCK pixel cells of the training size (low frequencies, which JPEG keeps); default 1 (every pixel its own)."),
     keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: builtin (the encoder inside the built-in generator, or mean colours if this installation has none), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: efficientnet-lite0 (default: an ImageNet-trained network installed with the package), small-cnn (a small CNN trained on five CIFAR-10 classes, the default before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
     fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),

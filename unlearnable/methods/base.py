@@ -94,10 +94,22 @@ class Method:
 DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
 
 
+SMALL_CNN_ENCODER = "small-cnn.safetensors"  # the key encoder the built-in generator used before the ImageNet one
+
+
+def _shipped(name: str) -> Path | None:
+    path = Path(str(resources.files("unlearnable") / "generators" / name))
+    return path if path.is_file() else None
+
+
 def default_generator() -> Path | None:
     """The generator that ships with the package, or None when this installation has none."""
-    path = Path(str(resources.files("unlearnable") / "generators" / DEFAULT_GENERATOR))
-    return path if path.is_file() else None
+    return _shipped(DEFAULT_GENERATOR)
+
+
+def small_cnn_encoder() -> Path | None:
+    """The small CNN key encoder that ships with the package (``--encoder small-cnn``), or None."""
+    return _shipped(SMALL_CNN_ENCODER)
 
 
 METHODS: dict[str, Method] = {}

@@ -20,7 +20,8 @@ from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
 from ..robust import parse_robust
 from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
-from .base import Method, TrainReport, default_generator, register
+from ..models.pretrained import PRETRAINED
+from .base import Method, TrainReport, register, small_cnn_encoder
 
 SOLVERS = ("bome", "tgda")
 _BOME = {"inner_steps"}  # options that go into the solvers' own settings
@@ -32,15 +33,27 @@ _PLAIN = ("epochs", "warmup_epochs", "batch_size", "generator", "victim", "label
           "fraction", "max_images")
 
 
-def encoder_file(choice: str | None) -> str | None:
-    """--encoder builtin|colour|FILE -> the file whose encoder gives key features, or None (colours)."""
-    if choice in (None, "builtin"):
-        found = default_generator()
-        return str(found) if found is not None else None
+DEFAULT_ENCODER = "efficientnet-lite0"
+ENCODER_CHOICES = (*PRETRAINED, "small-cnn", "colour")
+
+
+def encoder_choice(choice: str | None) -> str | None:
+    """--encoder -> what the key features come from: an ImageNet encoder's name, a file holding a
+    trained encoder (small-cnn: the one that ships; builtin: its former name), or None (colours)."""
+    if choice is None:
+        return DEFAULT_ENCODER
+    if choice in PRETRAINED:
+        return choice
+    if choice in ("small-cnn", "builtin"):
+        found = small_cnn_encoder()
+        if found is None:
+            raise ConfigError("this installation has no small-cnn encoder file; use --encoder "
+                              f"{DEFAULT_ENCODER}, colour or a file from `unlearnable train-encoder`")
+        return str(found)
     if choice == "colour":
         return None
     if not Path(choice).is_file():
-        raise ConfigError(f"--encoder {choice} is not a file; use builtin, colour or an encoder file")
+        raise ConfigError(f"--encoder {choice} is neither a file nor one of {', '.join(ENCODER_CHOICES)}")
     return choice
 
 
@@ -67,7 +80,7 @@ class GueMethod(Method):
         overrides["bome"] = replace(base.bome, **{k: given[k] for k in _BOME if given.get(k) is not None})
         overrides["tgda"] = replace(base.tgda, **{k: given[k] for k in _TGDA if given.get(k) is not None})
         overrides.update(eps=budget.value, eps_text=budget.text, image_size=image_size, seed=seed,
-                         encoder=encoder_file(given.get("encoder")))
+                         encoder=encoder_choice(given.get("encoder")))
         if given.get("robust") is not None:
             overrides["robust"] = parse_robust(given["robust"])
         adv = given.get("adv_eps")

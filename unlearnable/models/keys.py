@@ -7,10 +7,11 @@ per cluster, a new picture takes its nearest centre's). The features are the pic
 colour over a ``grid`` x ``grid`` partition, standardised: no weights to download, cheap at
 any resolution, and the same for a picture before and after protection within 8/255.
 
-With an ``encoder`` the features are instead a small CNN's 256 penultimate features
-(centred, unit length: cosine K-means). The encoder is trained here (`unlearnable
-train-encoder`, or the one inside the built-in generator) and travels inside every file
-that uses it; nothing is downloaded.
+With an ``encoder`` the features are a network's pooled features (centred, unit length:
+cosine K-means). ``efficientnet-lite0`` is an ImageNet-trained network installed as a
+package (:mod:`unlearnable.models.pretrained`): a file records its name and weight hash, not
+its weights. ``small-cnn`` is a small CNN trained here (`unlearnable train-encoder`) on a
+few labelled classes; it travels inside every file that uses it. Nothing is downloaded.
 
 The centres are either fitted by K-means on the owner's pictures (label-free), or the class
 means of a labelled folder (``from_classes``), so that a generator trained on class folders
@@ -26,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pretrained import PRETRAINED, check_encoder, load_encoder
 from .victims import SmallCNN
 
-ENCODERS = {"small-cnn": (SmallCNN, 256)}  # name -> (class, feature width)
+TRAINED_ENCODERS = {"small-cnn": (SmallCNN, 256)}  # trained here, weights in the file: name -> (class, width)
+ENCODERS = (*TRAINED_ENCODERS, *PRETRAINED)  # every encoder a key model may name
 MAX_KEYS = 1024  # a file asking for more is refused as damaged
 MAX_GRID = 64
 
@@ -39,11 +42,19 @@ class KeyConfig:
     grid: int = 8  # features: mean colour over grid x grid cells, 3 * grid**2 values
     image_size: int = 32  # pixels: pictures are fitted (shorter side, centre crop) before the features
     source: str = "kmeans"  # kmeans (label-free) | classes (class means of a labelled folder)
-    encoder: str | None = None  # None: mean colours on a grid; "small-cnn": a trained encoder's features
-    encoder_classes: int = 0  # outputs of the encoder's own classifier head (to rebuild its weights)
+    encoder: str | None = None  # None: mean colours on a grid; else an ENCODERS name
+    encoder_classes: int = 0  # small-cnn: outputs of the encoder's own classifier head (to rebuild its weights)
+    encoder_sha256: str | None = None  # an ImageNet encoder: SHA-256 of the weights the keys were found with
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.encoder_sha256 is None:
+            del d["encoder_sha256"]  # files without one stay byte-compatible with older versions
+        return d
+
+    @property
+    def pretrained(self) -> bool:
+        return self.encoder in PRETRAINED
 
     @classmethod
     def from_dict(cls, d: dict) -> "KeyConfig":
@@ -59,7 +70,13 @@ class KeyConfig:
         if d.get("source") not in ("kmeans", "classes"):
             raise ValueError(f"keys.source must be kmeans or classes, not {d.get('source')!r}")
         encoder = d.get("encoder")
-        if encoder is not None:
+        if encoder in PRETRAINED:
+            sha = d.get("encoder_sha256")
+            if not isinstance(sha, str) or len(sha) != 64:
+                raise ValueError(f"keys.encoder_sha256 must be a SHA-256 in hex, not {sha!r}")
+            check_encoder(encoder, sha)  # installed, and the very weights the keys were found with
+            out["encoder_sha256"] = sha
+        elif encoder is not None:
             if encoder not in ENCODERS:
                 raise ValueError(f"keys.encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
             n = d.get("encoder_classes")
@@ -70,7 +87,9 @@ class KeyConfig:
 
     @property
     def dims(self) -> int:
-        return ENCODERS[self.encoder][1] if self.encoder else 3 * self.grid * self.grid
+        if self.pretrained:
+            return PRETRAINED[self.encoder].features
+        return TRAINED_ENCODERS[self.encoder][1] if self.encoder else 3 * self.grid * self.grid
 
 
 def fit_center(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -86,8 +105,22 @@ def fit_center(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kmeans(f: torch.Tensor, k: int, seed: int = 0, iterations: int = 30) -> torch.Tensor:
-    """K centres (k, D) of features f (N, D), N >= k: k-means++ start, then Lloyd iterations."""
+def kmeans(f: torch.Tensor, k: int, seed: int = 0, iterations: int = 30, starts: int = 1) -> torch.Tensor:
+    """K centres (k, D) of features f (N, D), N >= k: k-means++ start, then Lloyd iterations.
+
+    ``starts`` > 1 runs that many k-means++ starts (seeds ``seed``, ``seed + 1``, ...) and keeps
+    the centres with the smallest within-cluster squared distance, as scikit-learn's ``n_init``.
+    """
+    best, best_cost = None, float("inf")
+    for s in range(seed, seed + starts):
+        c = _lloyd(f, _kmeans_pp(f, k, s), iterations)
+        cost = float(torch.cdist(f, c).min(1).values.pow(2).sum())
+        if cost < best_cost:
+            best, best_cost = c, cost
+    return best
+
+
+def _kmeans_pp(f: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     g = torch.Generator(device="cpu").manual_seed(seed)
     centres = [f[torch.randint(len(f), (1,), generator=g).item()]]
     dist = torch.cdist(f, centres[0][None])[:, 0] ** 2
@@ -95,7 +128,11 @@ def kmeans(f: torch.Tensor, k: int, seed: int = 0, iterations: int = 30) -> torc
         probs = (dist / dist.sum().clamp_min(1e-12)).cpu()
         centres.append(f[torch.multinomial(probs, 1, generator=g).item()])
         dist = torch.minimum(dist, torch.cdist(f, centres[-1][None])[:, 0] ** 2)
-    c = torch.stack(centres)
+    return torch.stack(centres)
+
+
+def _lloyd(f: torch.Tensor, c: torch.Tensor, iterations: int) -> torch.Tensor:
+    k = len(c)
     for _ in range(iterations):
         assign = torch.cdist(f, c).argmin(1)
         sums = torch.zeros_like(c).index_add_(0, assign, f)
@@ -113,20 +150,22 @@ class ClusterKeys(nn.Module):
         self.register_buffer("mean", torch.zeros(config.dims))
         self.register_buffer("scale", torch.ones(config.dims))
         self.register_buffer("centres", torch.zeros(config.clusters, config.dims))
-        if config.encoder:
-            self.encoder = ENCODERS[config.encoder][0](config.encoder_classes).eval()
+        if config.encoder and not config.pretrained:
+            self.encoder = TRAINED_ENCODERS[config.encoder][0](config.encoder_classes).eval()
 
     def train(self, mode: bool = True) -> "ClusterKeys":
         super().train(mode)
-        if self.config.encoder:
+        if self.config.encoder and not self.config.pretrained:
             self.encoder.eval()  # a key never changes: batch-norm statistics stay frozen
         return self
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        x = fit_center(x.float(), self.config.image_size)
         if not self.config.encoder:
-            return F.adaptive_avg_pool2d(x, self.config.grid).flatten(1)
-        return torch.cat([self.encoder.embed(b) for b in x.split(1024)])
+            return F.adaptive_avg_pool2d(fit_center(x.float(), self.config.image_size), self.config.grid).flatten(1)
+        # the pretrained network is shared, not a submodule: its weights stay out of the file
+        encoder = load_encoder(self.config.encoder, x.device) if self.config.pretrained else self.encoder
+        batch = 256 if self.config.pretrained else 1024  # fitted one batch at a time: large key sizes stay in memory
+        return torch.cat([encoder.embed(fit_center(b.float(), self.config.image_size)) for b in x.split(batch)])
 
     def _normalise(self, f: torch.Tensor) -> torch.Tensor:
         f = (f - self.mean) / self.scale
@@ -149,14 +188,14 @@ class ClusterKeys(nn.Module):
     @classmethod
     def _new(cls, config: KeyConfig, device, encoder: nn.Module | None) -> "ClusterKeys":
         keys = cls(config)
-        if encoder is not None:
+        if encoder is not None and not config.pretrained:
             keys.encoder.load_state_dict(encoder.state_dict())
         return keys.to(device).eval()
 
     @classmethod
     @torch.no_grad()
     def fit_kmeans(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
-                   encoder: nn.Module | None = None) -> "ClusterKeys":
+                   encoder: nn.Module | None = None, starts: int = 1) -> "ClusterKeys":
         """K-means (k-means++ start, Lloyd iterations) on pictures x (N, 3, S, S) in [0, 1].
 
         ``encoder``: the trained encoder whose features to cluster (``config.encoder`` names it).
@@ -164,7 +203,7 @@ class ClusterKeys(nn.Module):
         keys = cls._new(config, x.device, encoder)
         f = keys._standardise_on(x)
         k = min(config.clusters, len(f))
-        c = kmeans(f, k, seed, iterations)
+        c = kmeans(f, k, seed, iterations, starts)
         if k < config.clusters:  # fewer pictures than clusters: repeat centres, never chosen twice
             c = torch.cat([c, c[:config.clusters - k] + 1e6])
         keys.centres.copy_(c)

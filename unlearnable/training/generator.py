@@ -46,6 +46,7 @@ from ..game.solvers import Bome, GameBatch, MinMin, Solver, Tgda
 from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
+from ..models.pretrained import PRETRAINED, check_encoder
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -59,7 +60,9 @@ class GeneratorTrainingConfig:
     label_aware: bool = True  # generator sees the class (or key): A(x, y)
     keys: str = "clusters"  # where y comes from: clusters (K-means, no labels needed) | folders (class sub-folders)
     clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
-    encoder: str | None = None  # file whose trained encoder gives the key features; None: mean colours on a grid
+    encoder: str | None = None  # key features: an ImageNet encoder's name (PRETRAINED), a file with a trained encoder, or None (mean colours)
+    key_size: int = 128  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys
+    kmeans_starts: int = 1  # K-means starts; the one with the tightest clusters is kept
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
@@ -287,19 +290,20 @@ def train_generator(
         output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped],
         epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
-        stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, k),
+        stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, keys.config),
     )
 
 
 KEY_SOURCES = ("clusters", "folders")
 
 
-def _describe_keys(config: GeneratorTrainingConfig, k: int) -> str:
+def _describe_keys(config: GeneratorTrainingConfig, keys: KeyConfig) -> str:
     if not config.label_aware:
         return "none (image-only)"
+    features = f"{keys.encoder} features" if keys.encoder else "colour features"
     if config.keys == "folders":
-        return f"{k} class folders"
-    return f"{k} clusters ({'encoder' if config.encoder else 'colour'} features)"
+        return f"{keys.clusters} class folders ({features} for unsorted pictures)"
+    return f"{keys.clusters} clusters ({features})"
 
 
 def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
@@ -317,7 +321,11 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
     """
     x = data.x.to(device).float().div_(255)
     encoder, features = None, {"image_size": config.image_size}
-    if config.encoder:
+    if config.encoder in PRETRAINED:
+        check_encoder(config.encoder)
+        features = {"image_size": config.key_size, "encoder": config.encoder,
+                    "encoder_sha256": PRETRAINED[config.encoder].sha256}
+    elif config.encoder:
         source = load_keys(Path(config.encoder), device)
         encoder = source.encoder if source.config.encoder else None
         features = {"image_size": source.config.image_size, "grid": source.config.grid,
@@ -333,7 +341,7 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
     if len(data) < 2 * k:
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
     kc = KeyConfig(clusters=k, source="kmeans", **features)
-    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed, encoder=encoder)
+    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts)
     return keys, torch.cat([keys(b) for b in x.split(4096)])
 
 
