@@ -9,7 +9,7 @@ K-means centre in the features of ``--encoder`` (the built-in generator's encode
 default), or with ``--labels`` its true class (what no data owner has: the upper bound).
 Key k gets one pattern, every ``--block`` x ``--block`` cell +eps or -eps at random
 (seeded), in brightness only with ``--luma``. The pictures are written as PNG under the
-same names (README, "--robust": such patterns survive JPEG-10, and are not learned).
+same names (docs/trainer.md, "Training against the trainer's preprocessing": such patterns survive JPEG-10, and are not learned).
 """
 
 from __future__ import annotations

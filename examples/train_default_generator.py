@@ -3,16 +3,18 @@
     tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C /tmp/cifar10
     python examples/train_default_generator.py --data /tmp/cifar10
 
-Two steps, both through the real CLI, on CIFAR-10 classes 0-4 only (airplane, automobile,
-bird, cat, deer), so that classes 5-9 stay content it has never seen (the README measures
-its protection there, `examples/label_free_benchmark.py --cases D`):
+Through the real CLI, on CIFAR-10 classes 0-4 only (airplane, automobile, bird, cat, deer),
+so that classes 5-9 stay content it has never seen (docs/results.md measures its protection
+there, `examples/label_free_benchmark.py --cases D`): ``unlearnable train-generator`` on
+training pictures 0-999 of classes 0-4 (5,000) as one flat folder with no labels, default
+settings (keys: K-means clusters of the ImageNet encoder's features, which exist for any
+picture: a new one takes its nearest centre).
 
-1. ``unlearnable train-encoder`` on training pictures 1000-4999 of classes 0-4 (20,000,
-   labelled): the feature encoder whose clusters give the generator its keys.
-2. ``unlearnable train-generator`` on training pictures 0-999 of classes 0-4 (5,000) as one
-   flat folder with no labels, ``--encoder`` the file from step 1, default settings.
+``--small-cnn-out FILE`` also makes the small CNN key encoder that ships as
+``unlearnable/generators/small-cnn.safetensors`` (``--encoder small-cnn``): ``unlearnable
+train-encoder`` on training pictures 1000-4999 of classes 0-4 (20,000, labelled).
 
-The result is about 2.5 MB. The pictures themselves are never copied into the repository.
+The pictures themselves are never copied into the repository.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="extracted CIFAR-10 folder (with train/ and test/)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/unlearnable-default-generator"), help="scratch folder")
     ap.add_argument("--out", type=Path, default=DEFAULT, help="where to write the generator")
-    ap.add_argument("--encoder-epochs", type=int, default=15, help="encoder training epochs")
+    ap.add_argument("--encoder-epochs", type=int, default=15, help="small CNN encoder training epochs")
     ap.add_argument("--seed", type=int, default=0, help="seed for both steps")
-    ap.add_argument("--encoder", type=Path, default=None, help="skip step 1: use this encoder file (e.g. the one an earlier run wrote)")
+    ap.add_argument("--encoder", default="efficientnet-lite0", help="train-generator --encoder (a name or a file)")
+    ap.add_argument("--small-cnn-out", type=Path, default=None, help="also train the small CNN key encoder, write it here")
     ap.add_argument("--train-args", default="", help='extra train-generator options, e.g. "--robust none"')
     args = ap.parse_args()
 
@@ -46,23 +49,22 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     classes = sorted(p.name for p in (args.data / "train").iterdir() if p.is_dir())[:5]
     labelled = work / "encoder_pictures"
-    if not labelled.exists():
+    if args.small_cnn_out is not None and not labelled.exists():
         for src, cls in pictures_of(args.data / "train", classes, 4000, skip=1000):
             (labelled / cls).mkdir(parents=True, exist_ok=True)
             (labelled / cls / src.name).symlink_to(src.resolve())
     owner = work / "owner_flat"
     flat_copy(pictures_of(args.data / "train", classes, 1000), owner, seed=args.seed)
 
-    encoder = args.encoder or work / "encoder.safetensors"
-    if args.encoder is None:
-        remove(encoder)
-        enc = cli("train-encoder", str(labelled), "--out", str(encoder), "--epochs", str(args.encoder_epochs),
+    if args.small_cnn_out is not None:
+        remove(args.small_cnn_out)
+        enc = cli("train-encoder", str(labelled), "--out", str(args.small_cnn_out), "--epochs", str(args.encoder_epochs),
                   "--seed", str(args.seed))
-        print(f"encoder: {enc['images']} pictures of {', '.join(classes)}, held-out accuracy {enc['holdout_accuracy']:.2%}, "
-              f"{enc['seconds'] / 60:.1f} min")
+        print(f"small CNN encoder: {enc['images']} pictures of {', '.join(classes)}, held-out accuracy "
+              f"{enc['holdout_accuracy']:.2%}, {enc['seconds'] / 60:.1f} min -> {args.small_cnn_out}")
     tmp = work / "default.safetensors"
     remove(tmp, Path(str(tmp) + ".ckpt"))
-    gen = cli("train-generator", str(owner), "--encoder", str(encoder), "--out", str(tmp), "--seed", str(args.seed),
+    gen = cli("train-generator", str(owner), "--encoder", args.encoder, "--out", str(tmp), "--seed", str(args.seed),
               *args.train_args.split())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp, args.out)

@@ -135,6 +135,11 @@ def test_evaluate_on_a_flat_folder_without_labels_says_how_to_give_them(tmp_path
     for i in range(3):
         Image.new("RGB", (8, 8), (10 * i, 5, 5)).save(flat / f"{i}.png")
     for command in ("evaluate", "defend"):
-        res = runner.invoke(app, [command, str(flat), "--clean", str(flat), "--epochs", "1"])
+        res = runner.invoke(app, [command, str(flat), "--test", str(flat), "--epochs", "1"])
         assert res.exit_code == 1 and "Traceback" not in res.output
         assert "has no class sub-folders: give the trainer's labels with --labels FILE" in " ".join(res.output.split())
+        # with --clean and no --test the scraper's labels stand in; three pictures are too few for them
+        res = runner.invoke(app, [command, str(flat), "--clean", str(flat), "--epochs", "1"])
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        said = " ".join(res.output.split())
+        assert "fewer than 2 ImageNet classes" in said and "--labels FILE" in said

@@ -139,3 +139,17 @@ def test_keys_survive_the_perturbation_and_any_size():
     big = torch.nn.functional.interpolate(x, size=(96, 96), mode="bilinear")
     assert (keys(big) == k).float().mean() >= 0.75  # the same picture, larger: mostly the same key
     assert not any(name.startswith("encoder") for name in keys.state_dict())
+
+
+def test_the_imagenet_keys_see_the_picture_not_the_small_copy(tmp_path, monkeypatch):
+    """The generator works at its 16-pixel training size; its keys (128 px) see the whole picture."""
+    gen = _keyed_file(tmp_path)
+    seen = []
+    forward = ClusterKeys.forward
+    monkeypatch.setattr(ClusterKeys, "forward", lambda self, x: seen.append(tuple(x.shape[2:])) or forward(self, x))
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.new("RGB", (300, 200), (120, 60, 30)).save(big / "photo.jpg")
+    res = runner.invoke(app, ["poison", str(big), "--gen", str(gen), "--out", str(tmp_path / "big_p")])
+    assert res.exit_code == 0, res.output
+    assert seen == [(200, 300)]

@@ -30,6 +30,7 @@ class LabelledImages:
     class_names: list[str]
     paths: list[str]
     skipped: list[Skipped] = field(default_factory=list)
+    x_keys: torch.Tensor | None = None  # uint8 (N, 3, K, K): a larger copy for a key model, when asked for
 
     def __len__(self) -> int:
         return len(self.y)
@@ -99,6 +100,7 @@ def load_pictures(
     seed: int = 0,
     strict: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    key_size: int | None = None,
 ) -> LabelledImages:
     """Decode a folder of any layout. ``class_names`` fixes the label order (e.g. a generator's).
 
@@ -106,6 +108,7 @@ def load_pictures(
     elsewhere are left out), ``"none"`` (every picture anywhere; y is -1 and there are no
     class names) or a dict from :func:`read_label_file` (every picture must have a label).
     ``fraction`` / ``limit`` keep a seeded random subset (the same for the same seed).
+    ``key_size``: also keep a copy of each picture at that size (``x_keys``), from the same decode.
     """
     root = check_folder(root)
     if labels == "folders":
@@ -137,10 +140,13 @@ def load_pictures(
         k = min(k, limit) if limit is not None else k
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
         keep = [keep[i] for i in order.tolist()]
-    xs, ys, paths, skipped = [], [], [], list(unreadable)
+    xs, ys, paths, skipped, xk = [], [], [], list(unreadable), []
     for i, (path, rel, cls) in enumerate(keep):
         try:
-            xs.append(fit_to_size(decode_image(path, at_least=2 * image_size).rgb, image_size))
+            rgb = decode_image(path, at_least=2 * max(image_size, key_size or 0)).rgb
+            xs.append(fit_to_size(rgb, image_size))
+            if key_size:
+                xk.append(fit_to_size(rgb, key_size))
             ys.append(-1 if cls is None else names.index(cls))
             paths.append(rel)
         except DataError as exc:
@@ -151,7 +157,8 @@ def load_pictures(
             on_progress(i + 1, len(keep))
     if not xs:
         raise DataError(f"none of the pictures in {root} could be read")
-    return LabelledImages(torch.stack(xs), torch.tensor(ys, dtype=torch.long), list(names), paths, skipped)
+    return LabelledImages(torch.stack(xs), torch.tensor(ys, dtype=torch.long), list(names), paths, skipped,
+                          torch.stack(xk) if key_size else None)
 
 
 def load_labelled(root: Path, image_size: int = 32, class_names: list[str] | None = None, **kwargs) -> LabelledImages:

@@ -12,7 +12,8 @@ from typing import Callable
 
 import torch
 
-from .data import read_label_file, load_training_and_test
+from .data import load_training_and_test
+from .scraper_labels import trainer_labels
 from .distributed import SINGLE, Context
 from .defenses.base import Defense
 from .io.images import atomic_write_bytes, encode_image
@@ -46,6 +47,7 @@ class DefendResult:
     train_images: int
     test_images: int
     recipe: dict
+    labels: str = ""  # which labels the trainer used
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +70,7 @@ def run_defenses(
     ctx: Context = SINGLE,
 ) -> DefendResult:
     size = config.image_size
-    labels = read_label_file(config.labels) if config.labels else "folders"
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     rows = []
@@ -95,4 +97,5 @@ def run_defenses(
             row.clean_peak_accuracy = runs["clean"].peak_accuracy
             row.protection_kept = row.clean_accuracy - row.protected_accuracy
         rows.append(row)
-    return DefendResult(rows=rows, train_images=len(protected), test_images=len(test), recipe=asdict(config.recipe))
+    return DefendResult(rows=rows, train_images=len(protected), test_images=len(test), recipe=asdict(config.recipe),
+                        labels=labels_used)

@@ -118,7 +118,7 @@ def run_demo(
     config = replace(
         PRESETS["cpu"], eps=eps.value, eps_text=eps.text, warmup_epochs=30, epochs=2, min_steps=0, batch_size=64,
         image_size=DEMO_SIZE, seed=seed, keys="folders",  # the demo's pictures come labelled
-        robust=(),  # the settings the README's demo figures were measured with
+        robust=(),  # the settings the demo's figures were measured with (docs/results.md, "The demo")
     )
     trained = train_generator(root / "train", gen_path, config, device, on_step=on_step)
     stage("protecting new_uploads/ (pictures the generator never saw)")

@@ -23,9 +23,10 @@ from typing import Callable
 
 import torch
 
-from .data import read_label_file, LabelledImages, load_labelled, load_training_and_test
+from .data import LabelledImages, load_labelled, load_training_and_test
 from .distributed import SINGLE, Context
 from .errors import DataError
+from .scraper_labels import trainer_labels
 from .training.victim import VictimRecipe, train_victim
 
 
@@ -68,6 +69,7 @@ class EvaluationResult:
     recipe: dict
     seed: int
     settings: list[dict]
+    labels: str = ""  # which labels the trainer used, e.g. the scraper's ImageNet classes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +101,7 @@ def evaluate_protection(
         raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
-    labels = read_label_file(config.labels) if config.labels else "folders"
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
@@ -142,7 +144,7 @@ def evaluate_protection(
         accuracy_drop=(clean_res.accuracy - main.accuracy) if clean_res else None,
         clean_part_accuracy=part.accuracy if part else None,
         protect_ratio=ratio, train_images=main.train_images, test_images=len(test),
-        recipe=asdict(config.recipe), seed=config.seed, settings=[asdict(r) for r in results],
+        recipe=asdict(config.recipe), seed=config.seed, settings=[asdict(r) for r in results], labels=labels_used,
     )
 
 

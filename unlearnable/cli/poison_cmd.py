@@ -24,24 +24,25 @@ def _built_in() -> Path:
     if gen is None:
         raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
                                "(make one with `unlearnable train-generator ./photos`)")
-    console.print(f"using the built-in generator {gen.name} (no --gen given). It was trained on five CIFAR-10 "
-                  "classes and protects pictures unlike them only weakly (README, 'The built-in generator'); "
-                  "for real protection train one on your pictures: unlearnable train-generator ./photos")
+    console.print(f"using the built-in generator {gen.name} (no --gen given): trained on small pictures of five "
+                  "CIFAR-10 classes, with keys any picture has, it protects some against a trainer, less than one "
+                  "trained on your own pictures (docs/label-free.md, 'The built-in generator'); for stronger "
+                  "protection: unlearnable train-generator ./photos")
     return gen
 
 
 def _lossy_note(fmt: str, quality: int) -> str:
-    """What a lossy --format costs, from the measurements in the README ("Publishing JPEG or WebP")."""
+    """What a lossy --format costs (measured in docs/results.md, "Publishing JPEG or WebP")."""
     exact = "pixels can move beyond the budget by the format's own rounding (reported); png keeps it exact"
     if fmt == "jpeg" and quality >= 85:
         return f"note: JPEG at quality {quality} (4:4:4) kept almost all of the protection in our measurements; {exact}"
-    return (f"[yellow]warning:[/] {fmt} at quality {quality} weakens the protection (measured: JPEG at 75 lost about "
-            f"half of it, WebP at 85 a seventh; JPEG at 85 or more keeps almost all); {exact}")
+    return (f"[yellow]warning:[/] {fmt} at quality {quality} weakens the protection; JPEG at quality 85 or more "
+            f"keeps the most (docs/results.md, 'Publishing JPEG or WebP'); {exact}")
 
 
 def poison(
     input_dir: Path = typer.Argument(..., help="Folder of pictures to protect (searched recursively)."),
-    gen: Optional[Path] = typer.Option(None, "--gen", help="Protection file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (see README)."),
+    gen: Optional[Path] = typer.Option(None, "--gen", help="Protection file (.safetensors) from `unlearnable train-generator`; default: the generator that ships with unlearnable (docs/label-free.md, 'The built-in generator')."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <input>_protected beside the input)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Pictures per forward pass."),
     fmt: str = typer.Option("png", "--format", help="png (lossless, default), jpeg or webp (lossy: weakens protection)."),

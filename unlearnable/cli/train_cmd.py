@@ -35,7 +35,7 @@ def train_generator(
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
     out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the protection file (a generator for gue, a source model for rem, em, tap)."),
     preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Game epochs (BOME or TGDA); default from the preset (cpu: 8 warm-up + 4 game epochs, stretched on folders under 10,000 pictures to 948 steps in all)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help=f"Game epochs (BOME or TGDA); default from the preset (cpu: {PRESETS['cpu'].warmup_epochs} warm-up + {PRESETS['cpu'].epochs} game epochs, more on a small folder so that the run takes at least {PRESETS['cpu'].min_steps} outer steps)."),
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Min-min warm-start epochs before the game; default from the preset."),
     inner_steps: Optional[int] = typer.Option(None, "--inner-steps", min=1, help="BOME inner steps T per outer step; default from the preset."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per outer step; default from the preset."),
@@ -93,6 +93,8 @@ def train_generator(
         columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
                    "minutes": f"{report.seconds / 60:.1f}"}
         console.print(summary_table(title, columns))
+        if report.details.get("key_hint"):
+            console.print(report.details["key_hint"])
         if report.details.get("stopped_early"):
             console.print("stopped at --max-minutes: the file holds what was learned by then")
         if json_out:

@@ -38,7 +38,7 @@ def _few_test_pictures(n: int) -> None:
 
 
 def evaluate(
-    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output, from .unlearnable.json)."),
+    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels; with neither, --clean ORIGINALS and no --test, the pictures are labelled as a scraper would, by the shipped ImageNet classifier (default: the last `poison` output, from .unlearnable.json)."),
     test: Optional[Path] = TestOpt,
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
     adv_eps: str = typer.Option("0", "--adv-eps", help="Adversarial training L-inf radius, e.g. 4/255 (0: standard training)."),
@@ -73,6 +73,7 @@ def evaluate(
             return
         remember({"test": test})
         title = f"{rec.arch}, {rec.epochs} epochs, {training_kind(rec, adv.text)}"
+        console.print(result.labels, highlight=False)
         console.print(evaluate_table(result, f"{title}, {_tested_on(test, result.test_images)}", runs))
         _few_test_pictures(result.test_images)
         if result.accuracy_drop is not None:
@@ -84,7 +85,7 @@ def evaluate(
 
 
 def defend(
-    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels (default: the last `poison` output)."),
+    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels; with neither, --clean ORIGINALS and no --test, the pictures are labelled as a scraper would, by the shipped ImageNet classifier (default: the last `poison` output)."),
     test: Optional[Path] = TestOpt,
     defense: list[str] = typer.Option(["all"], "--defense", help=f"Countermeasure to run, repeatable: all, {', '.join(DEFENSES)}."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
@@ -117,6 +118,7 @@ def defend(
         if not ctx.is_main:
             return
         remember({"test": test})
+        console.print(result.labels, highlight=False)
         console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
                                            f"{result.train_images} pictures, {_tested_on(test, result.test_images)})"))
         _few_test_pictures(result.test_images)

@@ -3,7 +3,7 @@
 Both players minimise the same loss J_c(w, theta) = CE(f_theta(x + g_w(x, y)), y): the
 generator learns perturbations that are *easy* to fit (shortcuts), the classical
 unlearnable-examples objective (Huang et al. 2021) in generator form. Starting the game from
-such a generator is what makes the CPU preset effective within minutes (see README).
+such a generator is what makes the CPU preset effective within minutes (docs/methods.md, "Why the CPU preset departs from the paper").
 """
 
 from __future__ import annotations

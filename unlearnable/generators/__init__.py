@@ -1,1 +1,1 @@
-"""Generators that ship with the package (see README, "The built-in generator")."""
+"""Generators that ship with the package (docs/label-free.md, "The built-in generator")."""

@@ -322,7 +322,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 # zlib level 1 with the run-length strategy: on a 24-megapixel photo 3.5 s instead of 16.5 s
 # at Pillow's default (level 6), for a file 17% larger on a smooth picture and smaller than
-# level 6's on a textured one (README, "Speed"). PNG stays lossless at every setting.
+# level 6's on a textured one (docs/scaling.md, "Streaming, shards and torchrun"). PNG stays lossless at every setting.
 PNG_COMPRESS_LEVEL = 1
 PNG_STRATEGY = 3  # zlib Z_RLE
 
@@ -378,8 +378,8 @@ def _embedded(meta: dict, mode: str, fmt: str) -> dict:
 
 
 # JPEG keeps colour at full resolution (4:4:4, not the usual 4:2:0): the perturbation's colour
-# detail survives, so a protected photo published at quality 85 keeps its protection (README,
-# "Publishing JPEG"), for files about a tenth larger.
+# detail survives, so a protected photo published at quality 85 keeps its protection (docs/results.md,
+# "Publishing JPEG or WebP"), for files about a tenth larger.
 JPEG_SUBSAMPLING = 0
 
 

@@ -63,7 +63,7 @@ class SourceTrainingConfig:
 
 
 SOURCE_PRESETS = {
-    # minutes on a 2-core CPU: fewer iterations and inner steps than the paper (see README)
+    # minutes on a 2-core CPU: fewer iterations and inner steps than the paper (docs/methods.md, "The method family")
     "cpu": {
         "rem": SourceTrainingConfig(method="rem"),
         "em": SourceTrainingConfig(method="em", steps=10, eot=1),

@@ -141,8 +141,12 @@ def _lloyd(f: torch.Tensor, c: torch.Tensor, iterations: int) -> torch.Tensor:
     return c
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
 class ClusterKeys(nn.Module):
-    """picture (N, 3, H, W) in [0, 1] -> key (N,) int64, the index of the nearest centre."""
+    """picture (N, 3, H, W) in [0, 1] (or uint8) -> key (N,) int64, the index of the nearest centre."""
 
     def __init__(self, config: KeyConfig):
         super().__init__()
@@ -160,12 +164,15 @@ class ClusterKeys(nn.Module):
         return self
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw features of pictures in [0, 1] (float) or 0-255 (uint8), any size, in batches."""
+        size = self.config.image_size
         if not self.config.encoder:
-            return F.adaptive_avg_pool2d(fit_center(x.float(), self.config.image_size), self.config.grid).flatten(1)
+            return torch.cat([F.adaptive_avg_pool2d(fit_center(_unit(b), size), self.config.grid).flatten(1)
+                              for b in x.split(4096)])
         # the pretrained network is shared, not a submodule: its weights stay out of the file
         encoder = load_encoder(self.config.encoder, x.device) if self.config.pretrained else self.encoder
-        batch = 256 if self.config.pretrained else 1024  # fitted one batch at a time: large key sizes stay in memory
-        return torch.cat([encoder.embed(fit_center(b.float(), self.config.image_size)) for b in x.split(batch)])
+        batch = 256 if self.config.pretrained else 1024  # one batch at a time: large key sizes fit in memory
+        return torch.cat([encoder.embed(fit_center(_unit(b), size)) for b in x.split(batch)])
 
     def _normalise(self, f: torch.Tensor) -> torch.Tensor:
         f = (f - self.mean) / self.scale

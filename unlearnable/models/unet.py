@@ -10,7 +10,7 @@ only, which a trainer's grayscale conversion keeps whole and JPEG's chroma subsa
 does not touch. With ``block`` = B the pattern is constant over B x B cells aligned with the
 top-left corner of what the generator sees (the picture, or a tile of a large one): low
 frequencies only, which JPEG's 8 x 8 quantisation keeps
-(a cell's mean shifts every block's DC coefficient; README, "--robust").
+(a cell's mean shifts every block's DC coefficient; docs/trainer.md, "Training against the trainer's preprocessing").
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class PoisonConfig:
     workers: int = 0  # decode/encode threads; 0 = up to 8, one per CPU core
     shard: tuple[int, int] = (0, 1)  # (k, n): protect only every n-th picture from the k-th
     # compute the perturbation with the shorter side at this many pixels and upsample it:
-    # "auto" = the generator's training size (README, "Resolution policy"), 0 = full resolution
+    # "auto" = the generator's training size (docs/scaling.md, "Resolution policy"), 0 = full resolution
     work_size: int | str = "auto"
     # carry each picture's colour profile, EXIF (orientation applied, thumbnail dropped) and XMP
     metadata: bool = True

@@ -82,11 +82,12 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     """The perturbation at full size, or computed with the shorter side at ``work_size`` and upsampled.
 
     ``known``: each picture's class where the file needs or can use one (see :func:`batch_keys`);
-    the file's key model finds the others, from the small copy when there is one (at the
-    default work size that copy is exactly the resize the key model would make itself).
+    the file's key model finds the others, from the small copy when the key model works at that
+    size or smaller (at the default work size that copy is exactly the resize the key model
+    would make itself), else from the picture itself (an ImageNet encoder sees 128 pixels).
     Bilinear upsampling makes every pixel a convex combination of computed ones, so the
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
-    which is what survives a trainer's downscaling (README, "Resolution policy").
+    which is what survives a trainer's downscaling (docs/scaling.md, "Resolution policy").
     """
     h, w = x.shape[2:]
     if not work_size or min(h, w) <= work_size:
@@ -94,7 +95,9 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     scale = work_size / min(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    delta = perturbation(generator, small, batch_keys(generator, small, known), config.tile, config.tile_overlap)
+    keys = getattr(getattr(generator, "config", None), "keys", None)
+    seen = x if keys is not None and keys.image_size > work_size else small  # keys see what they trained on
+    delta = perturbation(generator, small, batch_keys(generator, seen, known), config.tile, config.tile_overlap)
     return F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
 
 

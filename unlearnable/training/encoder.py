@@ -3,7 +3,7 @@
 Clusters of mean colours are a weak key: on CIFAR-10 a cluster holds its most common class
 only about 24% of the time, so the pattern planted per cluster tells a trainer little about
 its own classes. The features of a CNN trained to tell *some* classes apart group pictures
-by content, also pictures of classes it never saw (README, "Protection without labels").
+by content, also pictures of classes it never saw (docs/label-free.md, "Earlier measurements with the small-CNN encoder").
 The encoder is trained with labels once, by whoever has them (the built-in one on CIFAR-10
 classes the benchmark keeps apart); a data owner then clusters their own unlabelled pictures
 with it, and every generator trained that way carries the encoder inside its file.

@@ -7,7 +7,7 @@ and the key model is saved with the generator so new pictures find their key the
 ``keys="folders"`` takes y from class sub-folders instead, and stores the class means as
 the key model for pictures that arrive unsorted.
 
-Two presets (see README, "Presets and why"):
+The presets (docs/methods.md, "Why the CPU preset departs from the paper"):
 
 * ``paper`` -- the GUE paper exactly: image-only U-Net 64-512, ResNet-18 follower, BOME with
   T = 10 Adam inner steps (lr 1e-3, the paper's value; the authors' code uses 1e-4), rho 1.5,
@@ -101,7 +101,7 @@ PAPER_BOME = BomeSettings(inner_steps=10, inner_lr=1e-3)  # the paper's T and in
 PRESETS = {
     # 948 steps = 8 + 4 epochs of 10,000 pictures; a smaller folder gets more epochs, the same work.
     # The follower sees a grayscale copy of half the pictures (--robust grayscale): measured better
-    # than none with and without the trainer's grayscale (README, "--robust").
+    # than none with and without the trainer's grayscale (docs/trainer.md, "Training against the trainer's preprocessing").
     "cpu": GeneratorTrainingConfig(min_steps=948, robust=("grayscale",)),
     "paper": GeneratorTrainingConfig(
         generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=50,
@@ -134,7 +134,8 @@ class TrainingResult:
     images_per_s: float
     stopped_early: bool
     final_stats: dict
-    keys: str = ""  # where the generator's keys came from, e.g. "10 clusters (encoder features)"
+    keys: str = ""  # where the generator's keys came from, e.g. "10 clusters (efficientnet-lite0 features)"
+    key_hint: str = ""  # how to choose the other key source, where the folder suggests it
     skipped_files: list[dict] = field(default_factory=list)  # {"path", "reason"} of each picture left out
 
     def to_dict(self) -> dict:
@@ -193,11 +194,14 @@ def train_generator(
     if config.keys not in KEY_SOURCES:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
     torch.manual_seed(config.seed)
+    # an ImageNet encoder finds the keys in a larger copy of each picture than the game's
+    key_size = config.key_size if config.label_aware and config.encoder in PRETRAINED else None
     data = load_pictures(
         data_root, config.image_size, "folders" if config.keys == "folders" else "none",
-        limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load,
+        limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load, key_size=key_size,
     )
     keys, y_all = fit_keys(data, config, device)
+    data.x_keys = None  # the game needs only the small copies
     k = keys.config.clusters
     config = stretch_schedule(config, len(data))
     gen_config = GeneratorConfig(
@@ -291,6 +295,7 @@ def train_generator(
         epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
         stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, keys.config),
+        key_hint=_key_hint(config, data.paths),
     )
 
 
@@ -306,6 +311,20 @@ def _describe_keys(config: GeneratorTrainingConfig, keys: KeyConfig) -> str:
     return f"{keys.clusters} clusters ({features})"
 
 
+def _key_hint(config: GeneratorTrainingConfig, paths: list[str]) -> str:
+    """Which other key source the owner may want: folder keys protect far more where the folders
+    are the trainer's classes, and nothing where they are albums or dates (docs/label-free.md)."""
+    if not config.label_aware:
+        return ""
+    if config.keys == "folders":
+        return "keys are your class folders; if they are albums or dates, train without --keys folders"
+    folders = {p.split("/", 1)[0] for p in paths if "/" in p}
+    if len(folders) >= 2:
+        return (f"your pictures sit in {len(folders)} sub-folders; if they are the classes a trainer would use, "
+                "--keys folders protects more")
+    return ""
+
+
 def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
     """What the follower sees of a protected batch: the trainer's crop+flip, then --robust's draws."""
     robust = trainer_transforms(tuple(config.robust), sampler)
@@ -319,7 +338,7 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
 
     clusters: K-means on the pictures, y = cluster. folders: y = class folder, centres = class means.
     """
-    x = data.x.to(device).float().div_(255)
+    x = (data.x if data.x_keys is None else data.x_keys).to(device)  # uint8: converted a batch at a time
     encoder, features = None, {"image_size": config.image_size}
     if config.encoder in PRETRAINED:
         check_encoder(config.encoder)
@@ -350,13 +369,13 @@ def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorT
     or ``max_stretched_epochs`` epochs if that comes first.
 
     A schedule in epochs gives a small folder few steps: 2,000 pictures got 192 steps and
-    49.84% protected accuracy, 544 steps gave 31.86% (README, "Generalisation").
+    far less protection than 544 steps did (docs/methods.md, "A schedule counted in steps").
     """
     steps = config.total_epochs * math.ceil(images / config.batch_size)
     if not config.min_steps or not steps or steps >= config.min_steps:
         return config
     # a few hundred pictures would otherwise be seen ~500 times each and take 15+ minutes;
-    # 150 passes already fit the shortcut (README, "Protection without labels")
+    # 150 passes already fit the shortcut (docs/methods.md, "A schedule counted in steps")
     f = max(1, min(math.ceil(config.min_steps / steps), config.max_stretched_epochs // max(config.total_epochs, 1)))
     return replace(config, warmup_epochs=config.warmup_epochs * f, epochs=config.epochs * f,
                    milestones=tuple(m * f for m in config.milestones))

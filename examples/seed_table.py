@@ -1,0 +1,53 @@
+"""Mean and spread over seeds of `label_free_benchmark.py` runs, as a Markdown table.
+
+    python examples/seed_table.py --runs "K = 10" s0.json s1.json s2.json --runs "K = 30" k30_0.json k30_1.json k30_2.json
+
+Each ``--runs LABEL FILE...`` is one setting measured with several seeds (the ``--json`` of
+`label_free_benchmark.py`); every case in those files becomes a row: the trainer's accuracy on
+the protected pictures and on the originals (mean over the seeds, then each seed), the
+protection in points, and the spread (largest minus smallest protected accuracy). The docs'
+screening tables are printed by this script, so a figure and its runs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def rows_of(label: str, files: list[Path]) -> list[dict]:
+    runs = [json.loads(f.read_text())["rows"] for f in files]
+    out = []
+    for case in [r["case"] for r in runs[0]]:
+        got = [next(r for r in rows if r["case"] == case) for rows in runs]
+        prot = [r["protected_accuracy"] for r in got]
+        clean = [r["clean_accuracy"] for r in got]
+        out.append({"setting": label, "case": case, "seeds": len(got), "protected": prot, "clean": clean,
+                    "protected_mean": sum(prot) / len(prot), "clean_mean": sum(clean) / len(clean),
+                    "spread": max(prot) - min(prot),
+                    "generator_minutes": [r["generator_minutes"] for r in got]})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", nargs="+", action="append", required=True, metavar="LABEL FILE",
+                    help="a label, then the JSON files of its seeds")
+    ap.add_argument("--json", type=Path, default=None, help="also write the table's figures here")
+    a = ap.parse_args()
+    table = [row for label, *files in a.runs for row in rows_of(label, [Path(f) for f in files])]
+    print("| setting | case | seeds | trainer's accuracy, protected: mean (each seed) | originals: mean | "
+          "protection | spread |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table:
+        each = ", ".join(f"{p:.2%}" for p in r["protected"])
+        print(f"| {r['setting']} | {r['case']} | {r['seeds']} | **{r['protected_mean']:.2%}** ({each}) | "
+              f"{r['clean_mean']:.2%} | {100 * (r['clean_mean'] - r['protected_mean']):.1f} points | "
+              f"{100 * r['spread']:.1f} points |")
+    if a.json:
+        a.json.write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()
