@@ -76,10 +76,10 @@ def main() -> None:
     a = ap.parse_args()
     torch.manual_seed(0)
     source = load_keys(a.keys or default_generator())
-    data = load_labelled(a.data, source.config.image_size)
-    x, y, k = data.x.float() / 255, data.y, a.clusters
+    data = load_labelled(a.data, 32, key_size=source.config.image_size)  # as train-generator reads them
+    x, y, k = data.x_keys.float() / 255, data.y, a.clusters
     config = replace(source.config, clusters=k, source="kmeans")
-    keys = ClusterKeys.fit_kmeans(x, config, encoder=source.encoder)
+    keys = ClusterKeys.fit_kmeans(x, config, encoder=getattr(source, "encoder", None))
     print(f"{len(y)} pictures, {len(data.class_names)} classes, K = {k}")
     print(f"the key model's own clusters (what train-generator uses): purity {purity(keys(x), y):.3f}")
     with torch.no_grad():
@@ -90,7 +90,7 @@ def main() -> None:
         _, _, axes = torch.pca_lowrank(centred, q=n, center=False)
         z = F.normalize(centred @ axes, dim=1)
         print(f"first {n} principal axes:", [round(purity(assign(z, k, s), y), 3) for s in range(a.seeds)])
-    for r in range(1, a.self_label + 1):
+    for r in range(1, a.self_label + 1 if not source.config.pretrained else 1):  # the ImageNet encoder stays frozen
         keys = self_label(keys, x, k)
         print(f"self-labelling round {r}: purity {purity(keys(x), y):.3f}", flush=True)
 

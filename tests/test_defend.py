@@ -93,7 +93,7 @@ def test_a_blur_strips_a_checkerboard_protection_end_to_end(tmp_path):
     measures what a defense does, not just that it runs."""
     from unlearnable.synthetic import write_folder
 
-    from .test_efficacy import gratings
+    from .conftest import gratings
 
     names = [f"class{c}" for c in range(8)]
     x, y = gratings(40, seed=0)

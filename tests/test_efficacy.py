@@ -11,24 +11,9 @@ from unlearnable.game.bome import BomeSettings
 from unlearnable.training.generator import PRESETS, train_generator
 from unlearnable.training.victim import RECIPES
 
+from .conftest import gratings
+
 CPU = torch.device("cpu")
-
-
-def gratings(per_class: int, seed: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eight classes a flip leaves alone: stripes across or down (class % 2) at one of four
-    frequencies (class // 2), random phase and tint, faint under noise. A CNN learns them in a
-    few epochs, more slowly than a planted shortcut."""
-    g = torch.Generator().manual_seed(seed)
-    n = per_class * 8
-    y = torch.arange(n) % 8
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
-    freq = (0.5 + 0.45 * (y // 2).float() + 0.1 * torch.rand(n, generator=g))[:, None, None]
-    phase = (2 * torch.pi * torch.rand(n, generator=g))[:, None, None]
-    across = (y % 2 == 0)[:, None, None]
-    wave = torch.sin(freq * torch.where(across, yy[None], xx[None]) + phase)
-    tint = 0.3 + 0.4 * torch.rand(n, 3, 1, 1, generator=g)
-    img = tint + 0.07 * wave[:, None] + 0.07 * torch.randn(n, 3, size, size, generator=g)
-    return (img.clamp(0, 1) * 255).round().to(torch.uint8), y
 
 
 def test_protected_pictures_teach_a_trainer_much_less(tmp_path):

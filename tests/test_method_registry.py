@@ -93,4 +93,4 @@ def test_the_registry_lists_every_method_once():
     assert list(METHODS) == ["gue", "rem", "em", "tap"]
     shown = " ".join(runner.invoke(app, ["train-generator", "--help"]).output.split())
     assert all(f"{m.name}: " in shown for m in METHODS.values())
-    assert all(m.load and m.settings for m in METHODS.values()) and COMMON_OPTIONS == {"fraction", "max_images"}
+    assert COMMON_OPTIONS == {"fraction", "max_images"}

@@ -264,11 +264,6 @@ def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).view(img.height, img.width, channels)
 
 
-def to_float(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, H, W) in [0, 1]."""
-    return rgb.permute(2, 0, 1).float().div(255)
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -101,8 +101,12 @@ class GueMethod(Method):
                         info + f" {s['images_per_s']:.0f} img/s")
 
         extra = {"ctx": ctx} if ctx is not None else {}
+        def on_keys(done: int, total: int) -> None:
+            on_progress(done, total, f"finding keys ({settings.encoder or 'colour'} features)")
+
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
-                                 on_step=on_step if on_progress else None, **extra)
+                                 on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,
+                                 **extra)
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,

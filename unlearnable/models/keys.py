@@ -22,6 +22,7 @@ protection file.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from .victims import SmallCNN
 
 TRAINED_ENCODERS = {"small-cnn": (SmallCNN, 256)}  # trained here, weights in the file: name -> (class, width)
 ENCODERS = (*TRAINED_ENCODERS, *PRETRAINED)  # every encoder a key model may name
+OnProgress = Callable[[int, int], None]  # (pictures done, pictures in all)
 MAX_KEYS = 1024  # a file asking for more is refused as damaged
 MAX_GRID = 64
 
@@ -163,16 +165,20 @@ class ClusterKeys(nn.Module):
             self.encoder.eval()  # a key never changes: batch-norm statistics stay frozen
         return self
 
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+    def _raw(self, x: torch.Tensor, on_progress: OnProgress | None = None) -> torch.Tensor:
         """Raw features of pictures in [0, 1] (float) or 0-255 (uint8), any size, in batches."""
         size = self.config.image_size
         if not self.config.encoder:
-            return torch.cat([F.adaptive_avg_pool2d(fit_center(_unit(b), size), self.config.grid).flatten(1)
-                              for b in x.split(4096)])
-        # the pretrained network is shared, not a submodule: its weights stay out of the file
-        encoder = load_encoder(self.config.encoder, x.device) if self.config.pretrained else self.encoder
-        batch = 256 if self.config.pretrained else 1024  # one batch at a time: large key sizes fit in memory
-        return torch.cat([encoder.embed(fit_center(_unit(b), size)) for b in x.split(batch)])
+            embed, batch = lambda b: F.adaptive_avg_pool2d(b, self.config.grid).flatten(1), 4096
+        else:  # the pretrained network is shared, not a submodule: its weights stay out of the file
+            embed = (load_encoder(self.config.encoder, x.device) if self.config.pretrained else self.encoder).embed
+            batch = 256 if self.config.pretrained else 1024  # one batch at a time: large key sizes fit in memory
+        out = []
+        for b in x.split(batch):
+            out.append(embed(fit_center(_unit(b), size)))
+            if on_progress:
+                on_progress(min(len(out) * batch, len(x)), len(x))
+        return torch.cat(out)
 
     def _normalise(self, f: torch.Tensor) -> torch.Tensor:
         f = (f - self.mean) / self.scale
@@ -186,8 +192,8 @@ class ClusterKeys(nn.Module):
         return torch.cdist(self.features(x), self.centres).argmin(1)
 
     @torch.no_grad()
-    def _standardise_on(self, x: torch.Tensor) -> torch.Tensor:
-        f = self._raw(x)
+    def _standardise_on(self, x: torch.Tensor, on_progress: OnProgress | None = None) -> torch.Tensor:
+        f = self._raw(x, on_progress)
         self.mean.copy_(f.mean(0))
         self.scale.copy_(torch.ones_like(self.scale) if self.config.encoder else f.std(0).clamp_min(1e-3))
         return self._normalise(f)
@@ -207,22 +213,30 @@ class ClusterKeys(nn.Module):
 
         ``encoder``: the trained encoder whose features to cluster (``config.encoder`` names it).
         """
+        return cls.fit_and_assign(x, config, seed, iterations, encoder, starts)[0]
+
+    @classmethod
+    @torch.no_grad()
+    def fit_and_assign(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
+                       encoder: nn.Module | None = None, starts: int = 1,
+                       on_progress: OnProgress | None = None) -> tuple["ClusterKeys", torch.Tensor]:
+        """:meth:`fit_kmeans`, and the key of every picture of x, from one pass of the encoder."""
         keys = cls._new(config, x.device, encoder)
-        f = keys._standardise_on(x)
+        f = keys._standardise_on(x, on_progress)
         k = min(config.clusters, len(f))
         c = kmeans(f, k, seed, iterations, starts)
         if k < config.clusters:  # fewer pictures than clusters: repeat centres, never chosen twice
             c = torch.cat([c, c[:config.clusters - k] + 1e6])
         keys.centres.copy_(c)
-        return keys
+        return keys, torch.cdist(f, keys.centres).argmin(1)
 
     @classmethod
     @torch.no_grad()
     def from_classes(cls, x: torch.Tensor, y: torch.Tensor, config: KeyConfig,
-                     encoder: nn.Module | None = None) -> "ClusterKeys":
+                     encoder: nn.Module | None = None, on_progress: OnProgress | None = None) -> "ClusterKeys":
         """Centres = the class means: unsorted pictures take their nearest class's key."""
         keys = cls._new(config, x.device, encoder)
-        f = keys._standardise_on(x)
+        f = keys._standardise_on(x, on_progress)
         sums = torch.zeros(config.clusters, f.shape[1], device=f.device).index_add_(0, y, f)
         counts = torch.bincount(y, minlength=config.clusters).to(f.dtype).clamp_min(1)
         keys.centres.copy_(sums / counts[:, None])

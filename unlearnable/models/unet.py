@@ -171,6 +171,3 @@ class UNetGenerator(nn.Module):
             out = out.expand(-1, self.config.in_channels, -1, -1)
         return out
 
-
-def build_generator(config: GeneratorConfig) -> UNetGenerator:
-    return UNetGenerator(config)

@@ -162,6 +162,7 @@ def train_generator(
     resume: bool = False,
     on_load: Callable[[int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
+    on_keys: Callable[[int, int], None] | None = None,
     ctx: Context = SINGLE,
 ) -> TrainingResult:
     """Train a generator on the pictures under ``data_root`` (any layout) and write it to ``out``.
@@ -200,7 +201,7 @@ def train_generator(
         data_root, config.image_size, "folders" if config.keys == "folders" else "none",
         limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load, key_size=key_size,
     )
-    keys, y_all = fit_keys(data, config, device)
+    keys, y_all = fit_keys(data, config, device, on_keys)
     data.x_keys = None  # the game needs only the small copies
     k = keys.config.clusters
     config = stretch_schedule(config, len(data))
@@ -333,7 +334,8 @@ def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
     return lambda t: robust(crop_flip(t, generator=sampler))
 
 
-def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tuple[ClusterKeys, torch.Tensor]:
+def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
+             on_progress: Callable[[int, int], None] | None = None) -> tuple[ClusterKeys, torch.Tensor]:
     """The key model and every training picture's key y (N,), on ``device``.
 
     clusters: K-means on the pictures, y = cluster. folders: y = class folder, centres = class means.
@@ -355,13 +357,13 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device) -> tup
                                    "train without it to find keys by clustering")
         kc = KeyConfig(clusters=len(data.class_names), source="classes", **features)
         y = data.y.to(device)
-        return ClusterKeys.from_classes(x, y, kc, encoder), y
+        return ClusterKeys.from_classes(x, y, kc, encoder, on_progress), y
     k = config.clusters or min(10, max(2, len(data) // 20))
     if len(data) < 2 * k:
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
     kc = KeyConfig(clusters=k, source="kmeans", **features)
-    keys = ClusterKeys.fit_kmeans(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts)
-    return keys, torch.cat([keys(b) for b in x.split(4096)])
+    return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts,
+                                      on_progress=on_progress)
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:
