@@ -7,7 +7,7 @@ from PIL import Image
 from unlearnable.attacks.pgd import PGD, trades_loss
 from unlearnable.errors import DataError
 from unlearnable.evaluate import EvaluationConfig, evaluate_protection
-from unlearnable.io.plot import plot_curves
+from unlearnable.io.plot import ORIGINAL_LABEL, PROTECTED_LABEL, plot_curves, plot_defenses
 from unlearnable.models.victims import VICTIMS, build_victim
 from unlearnable.synthetic import make_synthetic_folder
 from unlearnable.training.victim import RECIPES
@@ -89,7 +89,15 @@ def test_registry_lists_the_issue_architectures():
     assert {"small-cnn", "resnet18", "resnet50", "vgg16-bn", "densenet121", "mobilenetv2", "wrn-28-10"} <= set(VICTIMS)
 
 
-def test_plot_is_a_png(tmp_path):
-    plot_curves(tmp_path / "c.png", {"protected": [0.1, 0.2, 0.15], "clean": [0.3, 0.6, 0.7]}, title="t")
-    with Image.open(tmp_path / "c.png") as img:
-        assert img.format == "PNG" and img.size == (720, 420)
+def test_plots_are_pngs_and_a_one_epoch_run_shows_both_points(tmp_path):
+    for epochs in (3, 1):
+        series = {PROTECTED_LABEL: [0.1, 0.2, 0.15][:epochs], ORIGINAL_LABEL: [0.3, 0.6, 0.7][:epochs]}
+        plot_curves(tmp_path / f"c{epochs}.png", series, title="t")
+        with Image.open(tmp_path / f"c{epochs}.png") as img:
+            assert img.format == "PNG" and img.width > 400
+            rgb = img.convert("RGB")
+            colours = {rgb.getpixel((x, y)) for x in range(rgb.width) for y in range(rgb.height)}
+        assert (0xd6, 0x27, 0x28) in colours and (0x1f, 0x77, 0xb4) in colours  # both lines (or points) drawn
+    plot_defenses(tmp_path / "d.png", [{"defense": "none", "protected_accuracy": 0.3, "clean_accuracy": 0.5}], "t")
+    with Image.open(tmp_path / "d.png") as img:
+        assert img.format == "PNG"

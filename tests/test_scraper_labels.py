@@ -2,6 +2,8 @@
 
 import json
 
+from PIL import Image
+
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
@@ -24,3 +26,14 @@ def test_evaluate_a_flat_folder_with_no_labels_names_the_labels_it_used(tmp_path
     assert "top-1 ImageNet class" in res.output  # said on the terminal too
     assert out["train_images"] == 48 and out["test_images"] == 12  # the held-out fifth
     assert out["clean_accuracy"] is not None
+    picture = tmp_path / "prot.evaluation.png"
+    with Image.open(picture) as img:  # the learning curves, a real PNG
+        assert img.format == "PNG" and img.width > 400
+
+    res = runner.invoke(app, ["defend", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
+                              "--defense", "grayscale", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert "top-1 ImageNet class" in out["labels"] and [r["defense"] for r in out["rows"]] == ["grayscale"]
+    with Image.open(out["picture"]) as img:  # the matrix as grouped bars
+        assert img.format == "PNG" and img.width > 400

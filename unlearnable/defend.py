@@ -99,3 +99,12 @@ def run_defenses(
         rows.append(row)
     return DefendResult(rows=rows, train_images=len(protected), test_images=len(test), recipe=asdict(config.recipe),
                         labels=labels_used)
+
+
+def save_defense_plot(result: DefendResult, protected_dir: Path, title: str) -> Path:
+    """The matrix as grouped bars, ``<protected>.defenses.png`` beside the folder."""
+    from .io.plot import plot_defenses
+
+    path = Path(protected_dir).parent / f"{Path(protected_dir).resolve().name}.defenses.png"
+    plot_defenses(path, [asdict(r) for r in result.rows], title)
+    return path

@@ -158,10 +158,12 @@ def save_report(result: EvaluationResult, protected_dir: Path, report: Path | No
     import json
 
     from .io.images import atomic_write_bytes
-    from .io.plot import plot_curves
+    from .io.plot import ORIGINAL_LABEL, PROTECTED_LABEL, plot_curves
 
     report = report or protected_dir.parent / f"{protected_dir.resolve().name}.evaluation.json"
     atomic_write_bytes(report, json.dumps(result.to_dict(), indent=1).encode())
-    curves = {f"{st['name']} test": [h["test_accuracy"] for h in st["runs"][0]["history"]] for st in result.settings}
-    plot_curves(report.with_suffix(".png"), curves, title=f"clean-test accuracy per epoch ({title})")
+    names = {result.settings[0]["name"]: PROTECTED_LABEL, "clean": ORIGINAL_LABEL, "clean part only": "trained on the clean part only"}
+    curves = {names.get(st["name"], st["name"]): [h["test_accuracy"] for h in st["runs"][0]["history"]]
+              for st in result.settings}
+    plot_curves(report.with_suffix(".png"), curves, title=f"accuracy on clean test pictures: {title}")
     return report

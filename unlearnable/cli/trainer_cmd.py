@@ -105,7 +105,7 @@ def defend(
     """Run known countermeasures (JPEG, grayscale, filters, mixup, adversarial training...) and report what survives."""
     adv = budget_option(adv_eps, name="--adv-eps")
     with error_boundary(json_out, STOPPED):
-        from ..defend import DefendConfig, run_defenses
+        from ..defend import DefendConfig, run_defenses, save_defense_plot
 
         defenses = build_defenses(defense, sweep=sweep, adv_eps=adv.value, adv_text=adv.text)
         protected_dir, test, clean = _folders(protected_dir, test, clean)
@@ -122,5 +122,8 @@ def defend(
         console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
                                            f"{result.train_images} pictures, {_tested_on(test, result.test_images)})"))
         _few_test_pictures(result.test_images)
+        picture = save_defense_plot(result, protected_dir, f"what protection holds against: {rec.arch}, {rec.epochs} "
+                                                           f"epochs, {result.train_images} pictures")
+        console.print(f"picture: {picture}")
         if json_out:
-            emit_json(result.to_dict())
+            emit_json({**result.to_dict(), "picture": str(picture)})
