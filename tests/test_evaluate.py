@@ -1,6 +1,8 @@
 from dataclasses import replace
 
 import pytest
+import json
+
 import torch
 from PIL import Image
 
@@ -101,3 +103,31 @@ def test_plots_are_pngs_and_a_one_epoch_run_shows_both_points(tmp_path):
     plot_defenses(tmp_path / "d.png", [{"defense": "none", "protected_accuracy": 0.3, "clean_accuracy": 0.5}], "t")
     with Image.open(tmp_path / "d.png") as img:
         assert img.format == "PNG"
+
+
+@pytest.mark.parametrize("recipe", ["pretrained", "linear-probe"])
+def test_a_trainer_who_starts_from_the_imagenet_network(tmp_path, recipe):
+    """--recipe pretrained fine-tunes every layer, linear-probe only a new head: both learn two
+    synthetic classes far above chance (50%) in a few short epochs."""
+    from unlearnable.cli.main import app
+    from typer.testing import CliRunner
+
+    make_synthetic_folder(tmp_path / "train", num_classes=2, per_class=30, size=32, seed=1)
+    make_synthetic_folder(tmp_path / "test", num_classes=2, per_class=20, size=32, seed=2)
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "train"), "--test", str(tmp_path / "test"),
+                                   "--recipe", recipe, "--epochs", "4", "--batch-size", "16", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["recipe"]["arch"] == RECIPES[recipe].arch and out["accuracy"] >= 0.75, out["accuracy"]
+
+
+def test_the_linear_probe_trains_only_its_head():
+    model = build_victim("efficientnet-lite0-probe", 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model.train()
+    loss = torch.nn.functional.cross_entropy(model(torch.rand(4, 3, 32, 32)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    opt.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"net.classifier.weight", "net.classifier.bias"}

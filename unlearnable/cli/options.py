@@ -32,7 +32,7 @@ ImageSizeOpt = typer.Option(32, "--image-size", min=8, help="Training resolution
 TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json); without one, the originals of a held-out fifth of the pictures (needs --clean).")
 LabelsOpt = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it).")
 ArchOpt = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe.")
-RecipeOpt = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training).")
+RecipeOpt = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN from scratch, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training; pretrained: fine-tunes every layer of the shipped ImageNet network; linear-probe: trains only a new last layer on its frozen features).")
 EpochsOpt: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs; default from the recipe.")
 
 STOPPED = "the run was stopped; run the same command again to start it over"

@@ -147,6 +147,39 @@ def _torchvision(name: str, num_classes: int) -> nn.Module:
     return nn.Sequential(Normalize(), m)
 
 
+class PretrainedVictim(nn.Module):
+    """The shipped ImageNet network as a trainer who fine-tunes one would use it.
+
+    Pictures are resized to ``size`` pixels and scaled to [-1, 1] inside the model; the
+    ImageNet head is replaced by a new one of ``num_classes``. ``frozen``: a linear probe, only
+    the new head learns and the backbone's batch-norm statistics stay the ImageNet ones.
+    """
+
+    def __init__(self, num_classes: int, size: int = 96, frozen: bool = False):
+        super().__init__()
+        import copy
+
+        from .pretrained import load_encoder
+
+        self.net = copy.deepcopy(load_encoder("efficientnet-lite0").net)  # the shared copy stays frozen
+        self.net.reset_classifier(num_classes)
+        self.net.requires_grad_(not frozen)
+        self.net.get_classifier().requires_grad_(True)
+        self.size, self.frozen = size, frozen
+
+    def train(self, mode: bool = True) -> "PretrainedVictim":
+        super().train(mode)
+        if self.frozen:
+            self.net.eval()  # dropout and batch norm as at inference: only the head's weights move
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.size, self.size):
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                          align_corners=False)
+        return self.net(x * 2 - 1)
+
+
 VICTIMS: dict[str, Callable[[int], nn.Module]] = {
     "small-cnn": SmallCNN,
     "resnet18": ResNet18,
@@ -155,6 +188,8 @@ VICTIMS: dict[str, Callable[[int], nn.Module]] = {
     "densenet121": lambda k: _torchvision("densenet121", k),
     "mobilenetv2": lambda k: _torchvision("mobilenetv2", k),
     "wrn-28-10": lambda k: WideResNet(k, 28, 10),
+    "efficientnet-lite0": lambda k: PretrainedVictim(k),  # ImageNet-pretrained, every layer fine-tuned
+    "efficientnet-lite0-probe": lambda k: PretrainedVictim(k, frozen=True),  # a new last layer on frozen features
 }
 
 

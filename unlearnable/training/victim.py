@@ -44,6 +44,11 @@ RECIPES = {
     "quick": VictimRecipe(),
     # The GUE paper's evaluation protocol (ResNet-18, 100 epochs, decay at 75 and 90).
     "paper": VictimRecipe(arch="resnet18", epochs=100, batch_size=256, lr=0.01, schedule="step", milestones=(75, 90)),
+    # A trainer who fine-tunes an ImageNet network: every layer, a few epochs at a small learning
+    # rate (the features are already good), pictures at 96 px, crop+flip.
+    "pretrained": VictimRecipe(arch="efficientnet-lite0", epochs=4, batch_size=64, lr=0.01, weight_decay=1e-4),
+    # ... or trains only a new last layer on frozen features (a linear probe): a larger learning rate.
+    "linear-probe": VictimRecipe(arch="efficientnet-lite0-probe", epochs=5, batch_size=128, lr=0.1, weight_decay=0.0),
 }
 
 
