@@ -41,6 +41,7 @@ from poison_speed import fresh_generator, measure_case
 
 from unlearnable.device import resolve_device
 from unlearnable.game import bome as bome_module
+from unlearnable.game.batch import GameBatch
 from unlearnable.game.bome import BomeSettings, bome_step
 from unlearnable.io.images import decode_image
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
@@ -143,7 +144,7 @@ def bome_figures(batch: int, steps: int, authors: Path | None) -> dict:
         for round_ in range(steps + 1):  # round 0 warms up and is not counted
             print(f"BOME round {round_}/{steps}: ours", file=sys.stderr, flush=True)
             start = time.perf_counter()
-            bome_step(gen, victim, x, y, gen_opt, victim_opt, settings)
+            bome_step(GameBatch(gen, victim, x, y, gen_opt, victim_opt), settings)
             if round_:
                 ours_s.append(time.perf_counter() - start)
             if theirs:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from unlearnable.game.batch import GameBatch
 from unlearnable.game.bome import BomeSettings, bome_lambda, bome_step, inner_response
 from unlearnable.game.losses import follower_payoff, leader_payoff, surrogate_loss
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
@@ -73,7 +74,7 @@ def test_bome_step_with_rho_zero_descends_on_j_a():
     j_a = leader_payoff(victim(x), y).item()
     gen_opt = torch.optim.SGD(gen.parameters(), lr=0.1)
     vic_opt = torch.optim.SGD(victim.parameters(), lr=1e-3)
-    stats = bome_step(gen, victim, x, y, gen_opt, vic_opt, BomeSettings(inner_steps=3, inner_lr=0.01, rho=0.0))
+    stats = bome_step(GameBatch(gen, victim, x, y, gen_opt, vic_opt), BomeSettings(inner_steps=3, inner_lr=0.01, rho=0.0))
     assert stats["J_a"] == pytest.approx(j_a, rel=1e-5)
     assert leader_payoff(victim(x), y).item() < j_a
 
@@ -95,7 +96,7 @@ def test_bome_step_decreases_q_and_moves_the_generator():
     w0 = [p.clone() for p in gen.parameters()]
     gen_opt = torch.optim.SGD(gen.parameters(), lr=1e-3)
     vic_opt = torch.optim.SGD(victim.parameters(), lr=1e-3)
-    stats = bome_step(gen, victim, x, y, gen_opt, vic_opt, settings)
+    stats = bome_step(GameBatch(gen, victim, x, y, gen_opt, vic_opt), settings)
     assert stats["q"] == pytest.approx(q0, rel=1e-4) and q0 > 0
     assert stats["lambda"] > 0
     assert q_value() < q0

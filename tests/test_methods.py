@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from unlearnable.attacks.pgd import PGD
 from unlearnable.cli.main import app
 from unlearnable.game.follower import follower_loss, standard_loss
+from unlearnable.game.batch import GameBatch
 from unlearnable.game.tgda import TgdaSettings, conjugate_gradient, tgda_round, total_derivative
 from unlearnable.io.genfile import load_generator, read_info
 from unlearnable.methods.noise import NoiseSettings, defensive_noise
@@ -112,8 +113,8 @@ def test_tgda_round_moves_the_generator_and_trains_the_victim():
     w0 = [p.clone() for p in gen.parameters()]
     before = standard_loss(victim, (x + gen(x, y)).clamp(0, 1), y).item()
     settings = TgdaSettings(leader_steps=1, follower_steps=5, cg_steps=5)
-    stats = tgda_round(gen, victim, x, y, torch.optim.Adam(gen.parameters(), 1e-3),
-                       torch.optim.SGD(victim.parameters(), lr=0.05), settings, label_aware=True)
+    stats = tgda_round(GameBatch(gen, victim, x, y, torch.optim.Adam(gen.parameters(), 1e-3),
+                                 torch.optim.SGD(victim.parameters(), lr=0.05), label_aware=True), settings)
     assert all(torch.isfinite(p).all() for p in gen.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(w0, gen.parameters()))
     assert stats["J_c"] < before and 1 <= stats["cg"] <= 5

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
+from .batch import GameBatch
 from .follower import FollowerLoss, standard_loss
 from .losses import leader_payoff
 
@@ -56,27 +56,17 @@ def inner_response(
     return follower
 
 
-def bome_step(
-    generator: nn.Module,
-    victim: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    gen_opt: torch.optim.Optimizer,
-    victim_opt: torch.optim.Optimizer,
-    settings: BomeSettings,
-    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
-    label_aware: bool = False,
-    loss_fn: FollowerLoss = standard_loss,
-    sync: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
-) -> dict[str, float]:
+def bome_step(batch: GameBatch, settings: BomeSettings) -> dict[str, float]:
     """One outer BOME step; returns J_c, J_a, q and lambda for the progress display.
 
-    ``transform`` is applied to the protected batch (e.g. the trainer's augmentation);
-    ``label_aware`` passes y to the generator, A(x, y), instead of the paper's g_w(x);
-    ``loss_fn`` is the follower's L_c (cross-entropy, or TRADES for GUE-AT); ``sync``
+    The batch's ``transform`` is applied to the protected pictures (e.g. the trainer's
+    augmentation); ``label_aware`` passes y to the generator, A(x, y), instead of the paper's
+    g_w(x); ``loss_fn`` is the follower's L_c (cross-entropy, or TRADES for GUE-AT); ``sync``
     averages gradients across processes (torchrun) before lambda is computed, so every
     process takes the same step on the global batch.
     """
+    generator, victim, x, y, gen_opt, victim_opt = batch.players
+    transform, label_aware, loss_fn, sync = batch.transform, batch.label_aware, batch.loss_fn, batch.sync
     delta = generator(x, y if label_aware else None)
     x_fixed = transform((x + delta.detach()).clamp(0, 1))
     follower = inner_response(victim, x_fixed, y, settings.inner_steps, settings.inner_lr, loss_fn)

@@ -8,30 +8,21 @@ such a generator is what makes the CPU preset effective within minutes (docs/met
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
-from torch import nn
 
+from .batch import GameBatch
 from .follower import standard_loss
 
 
-def minmin_step(
-    generator: nn.Module,
-    victim: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    gen_opt: torch.optim.Optimizer,
-    victim_opt: torch.optim.Optimizer,
-    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
-    label_aware: bool = False,
-) -> dict[str, float]:
+def minmin_step(batch: GameBatch) -> dict[str, float]:
     """One victim step on the protected batch, then one generator step on the same loss.
 
     The loss is plain cross-entropy even for GUE-AT: TRADES costs about 11 times as much a
     step, and the adversarial follower enters in the game epochs that follow.
     """
-    yg = y if label_aware else None
+    generator, victim, x, y, gen_opt, victim_opt = batch.players
+    transform, yg = batch.transform, (y if batch.label_aware else None)
     with torch.no_grad():
         delta = generator(x, yg)
     victim_opt.zero_grad(set_to_none=True)

@@ -8,33 +8,14 @@ carries its own settings (:class:`~.bome.BomeSettings`, :class:`~.tgda.TgdaSetti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
-import torch
-from torch import nn
-
+from .batch import GameBatch
 from .bome import BomeSettings, bome_step
-from .follower import FollowerLoss, standard_loss
 from .minmin import minmin_step
 from .tgda import TgdaSettings, tgda_round
 
-
-@dataclass
-class GameBatch:
-    generator: nn.Module
-    victim: nn.Module
-    x: torch.Tensor
-    y: torch.Tensor
-    gen_opt: torch.optim.Optimizer
-    victim_opt: torch.optim.Optimizer
-    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # what the follower sees of x + delta
-    label_aware: bool = False  # A(x, y) rather than g(x)
-    loss_fn: FollowerLoss = standard_loss  # the follower's L_c (TRADES for GUE-AT)
-    sync: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None  # gradient averaging (torchrun)
-
-    @property
-    def players(self) -> tuple:
-        return self.generator, self.victim, self.x, self.y, self.gen_opt, self.victim_opt
+__all__ = ["GameBatch", "Solver", "MinMin", "Bome", "Tgda"]
 
 
 class Solver(Protocol):
@@ -49,7 +30,7 @@ class MinMin:
     name = "min-min"
 
     def step(self, batch: GameBatch) -> dict[str, float]:
-        return minmin_step(*batch.players, batch.transform, batch.label_aware)
+        return minmin_step(batch)
 
 
 @dataclass(frozen=True)
@@ -58,7 +39,7 @@ class Bome:
     name: str = "bome"
 
     def step(self, batch: GameBatch) -> dict[str, float]:
-        return bome_step(*batch.players, self.settings, batch.transform, batch.label_aware, batch.loss_fn, batch.sync)
+        return bome_step(batch, self.settings)
 
 
 @dataclass(frozen=True)
@@ -67,4 +48,4 @@ class Tgda:
     name: str = "tgda"
 
     def step(self, batch: GameBatch) -> dict[str, float]:
-        return tgda_round(*batch.players, self.settings, batch.transform, batch.label_aware, batch.loss_fn)
+        return tgda_round(batch, self.settings)

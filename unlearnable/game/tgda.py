@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import nn
 
-from .follower import FollowerLoss, standard_loss
+from .batch import GameBatch
 from .losses import leader_payoff
 
 Vec = list[torch.Tensor]
@@ -92,20 +91,10 @@ def total_derivative(
     return [a - b for a, b in zip(g_l_w, mixed)], iters
 
 
-def tgda_round(
-    generator: nn.Module,
-    victim: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    gen_opt: torch.optim.Optimizer,
-    victim_opt: torch.optim.Optimizer,
-    settings: TgdaSettings,
-    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
-    label_aware: bool = False,
-    loss_fn: FollowerLoss = standard_loss,
-) -> dict[str, float]:
+def tgda_round(batch: GameBatch, settings: TgdaSettings) -> dict[str, float]:
     """m total-gradient steps of the generator, then n gradient steps of the victim, on (x, y)."""
-    yg = y if label_aware else None
+    generator, victim, x, y, gen_opt, victim_opt = batch.players
+    transform, loss_fn, yg = batch.transform, batch.loss_fn, (y if batch.label_aware else None)
     w_params = [p for p in generator.parameters() if p.requires_grad]
     t_params = [p for p in victim.parameters() if p.requires_grad]
     iters = 0
