@@ -173,6 +173,46 @@ def train_generator(
     averaged; only rank 0 writes files.
     """
     out = Path(out)
+    ckpt = _checkpoint_for(out, resume)
+    _check_names(config)
+    torch.manual_seed(config.seed)
+    data, keys, y_all = _read_and_key(data_root, config, device, on_load, on_keys)
+    config = stretch_schedule(config, len(data))
+    players = _Players.build(config, keys, device)
+    progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
+    if resume:
+        progress = load_checkpoint(ckpt, players.modules, players.optimizers, device)
+        if progress.get("config") != _config_key(config, data):
+            raise UnlearnableError(
+                f"{ckpt} was made with different options or data; rerun with the same options, or delete it"
+            )
+    progress["config"] = _config_key(config, data)
+    stopped_early, stats = _play(players, data.x.to(device), y_all, config, progress, ckpt, ctx, on_step)
+    seconds = progress["seconds"]
+    n = len(y_all)
+    info = GeneratorInfo(
+        config=players.gen_config, eps_text=config.eps_text, image_size=config.image_size,
+        class_names=data.class_names if config.keys == "folders" else [],
+        method="gue-at" if config.adv_eps > 0 else "gue", solver=config.solver if config.epochs else "min-min",
+        victim=config.victim,
+        training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
+                  "stopped_early": stopped_early},
+    )
+    if ctx.is_main:
+        save_generator(out, players.generator.eval(), info)
+        ckpt.unlink()
+    ctx.barrier()
+    return TrainingResult(
+        output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped],
+        epochs_done=progress["epoch"], steps=progress["steps"],
+        seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
+        stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, keys.config),
+        key_hint=_key_hint(config, data.paths),
+    )
+
+
+def _checkpoint_for(out: Path, resume: bool) -> Path:
+    """The checkpoint beside ``out``, after checking that this run may write and resume there."""
     if out.is_dir():
         raise UnlearnableError(f"--out {out} is a folder; name the file to write, e.g. {out / 'gen.safetensors'}")
     try:  # the checkpoint is written beside it after the first epoch: fail now, not then
@@ -186,6 +226,11 @@ def train_generator(
         )
     if resume and not ckpt.exists():
         raise UnlearnableError(f"--resume: no checkpoint {ckpt} to resume from; run without --resume")
+    return ckpt
+
+
+def _check_names(config: GeneratorTrainingConfig) -> None:
+    """Every registry name in the settings is one this version knows (a config may come from code, not the CLI)."""
     if config.solver not in ("bome", "tgda"):
         raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
@@ -194,7 +239,10 @@ def train_generator(
         raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
-    torch.manual_seed(config.seed)
+
+
+def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torch.device, on_load, on_keys):
+    """The pictures (uint8 at the game's size), the key model and every picture's key."""
     # an ImageNet encoder finds the keys in a larger copy of each picture than the game's
     key_size = config.key_size if config.label_aware and config.encoder in PRETRAINED else None
     data = load_pictures(
@@ -203,59 +251,69 @@ def train_generator(
     )
     keys, y_all = fit_keys(data, config, device, on_keys)
     data.x_keys = None  # the game needs only the small copies
-    k = keys.config.clusters
-    config = stretch_schedule(config, len(data))
-    gen_config = GeneratorConfig(
-        channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
-        keys=keys.config if config.label_aware else None, luma=config.luma, block=config.block,
-    )
-    generator = UNetGenerator(gen_config).to(device)
-    if config.label_aware:
-        generator.keys.load_state_dict(keys.state_dict())
-    victim = build_victim(config.victim, k).to(device)
-    gen_opt = _optimizer(config.gen_optimizer, generator.parameters(), config.gen_lr)
-    victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
-    solvers: dict[str, Solver] = {
-        "min-min": MinMin(),
-        "bome": Bome(config.bome),
-        "tgda": Tgda(config.tgda),
-    }
-    loss_fn = follower_loss(config.adv_eps)
-    modules = {"generator": generator, "victim": victim}
-    optimizers = {"generator": gen_opt, "victim": victim_opt}
-    progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
-    if resume:
-        progress = load_checkpoint(ckpt, modules, optimizers, device)
-        if progress.get("config") != _config_key(config, data):
-            raise UnlearnableError(
-                f"{ckpt} was made with different options or data; rerun with the same options, or delete it"
-            )
-    progress["config"] = _config_key(config, data)
+    return data, keys, y_all
 
-    gen_step, victim_step = SyncedOptimizer(gen_opt, ctx), SyncedOptimizer(victim_opt, ctx)
+
+@dataclass
+class _Players:
+    """The leader and the follower, their optimizers, and the generator's config for the file."""
+
+    generator: UNetGenerator
+    victim: torch.nn.Module
+    gen_opt: torch.optim.Optimizer
+    victim_opt: torch.optim.Optimizer
+    gen_config: GeneratorConfig
+
+    @classmethod
+    def build(cls, config: GeneratorTrainingConfig, keys: ClusterKeys, device: torch.device) -> "_Players":
+        k = keys.config.clusters
+        gen_config = GeneratorConfig(
+            channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
+            keys=keys.config if config.label_aware else None, luma=config.luma, block=config.block,
+        )
+        generator = UNetGenerator(gen_config).to(device)
+        if config.label_aware:
+            generator.keys.load_state_dict(keys.state_dict())
+        victim = build_victim(config.victim, k).to(device)
+        gen_opt = _optimizer(config.gen_optimizer, generator.parameters(), config.gen_lr)
+        victim_opt = torch.optim.SGD(victim.parameters(), lr=config.victim_lr, momentum=config.victim_momentum)
+        return cls(generator, victim, gen_opt, victim_opt, gen_config)
+
+    @property
+    def modules(self) -> dict:
+        return {"generator": self.generator, "victim": self.victim}
+
+    @property
+    def optimizers(self) -> dict:
+        return {"generator": self.gen_opt, "victim": self.victim_opt}
+
+
+def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: GeneratorTrainingConfig,
+          progress: dict, ckpt: Path, ctx: Context, on_step) -> tuple[bool, dict]:
+    """The game's epochs from ``progress`` on (min-min, then the solver), a checkpoint after each."""
+    solvers: dict[str, Solver] = {"min-min": MinMin(), "bome": Bome(config.bome), "tgda": Tgda(config.tgda)}
+    loss_fn = follower_loss(config.adv_eps)
+    gen_step, victim_step = SyncedOptimizer(players.gen_opt, ctx), SyncedOptimizer(players.victim_opt, ctx)
     sync = ctx.mean_ if ctx.active else None
-    x_all = data.x.to(device)
     n = len(y_all)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sampler = torch.Generator().manual_seed(config.seed)
     transform = _game_transform(config, sampler)
-    generator.train()
-    victim.train()
+    players.generator.train()
+    players.victim.train()
     start = time.perf_counter() - progress["seconds"]
     stopped_early, stats = False, {}
     for epoch in range(progress["epoch"], config.total_epochs):
         phase = "min-min" if epoch < config.warmup_epochs else config.solver
-        for opt, lr in ((gen_opt, config.gen_lr), (victim_opt, config.victim_lr)):
+        for opt, lr in ((players.gen_opt, config.gen_lr), (players.victim_opt, config.victim_lr)):
             set_lr(opt, step_decay(lr, epoch, config.milestones))
         sampler.manual_seed(config.seed * 100_003 + epoch)  # the same order after a resume
-        perm = torch.randperm(n, generator=sampler).to(device)
+        perm = torch.randperm(n, generator=sampler).to(x_all.device)
         for i in range(steps_per_epoch):
             idx = ctx.shard(perm[i * config.batch_size:(i + 1) * config.batch_size])
             x, y = x_all[idx].float().div_(255), y_all[idx]
-            # the warm start stays plain min-min even for GUE-AT: TRADES costs ~11x per step,
-            # and the adversarial follower enters in the game epochs that follow
-            stats = solvers[phase].step(GameBatch(generator, victim, x, y, gen_step, victim_step, transform,
-                                                  config.label_aware, loss_fn, sync))
+            stats = solvers[phase].step(GameBatch(players.generator, players.victim, x, y, gen_step, victim_step,
+                                                  transform, config.label_aware, loss_fn, sync))
             progress["steps"] += 1
             elapsed = time.perf_counter() - start
             if on_step:
@@ -272,32 +330,14 @@ def train_generator(
         progress["epoch"] = epoch + 1
         progress["seconds"] = time.perf_counter() - start
         if ctx.active:  # batch-norm statistics saw only this process's share: average them
-            ctx.mean_([b for m in modules.values() for b in m.buffers() if b.is_floating_point()])
+            ctx.mean_([b for m in players.modules.values() for b in m.buffers() if b.is_floating_point()])
         if ctx.is_main:
-            save_checkpoint(ckpt, modules, optimizers, progress)
+            save_checkpoint(ckpt, players.modules, players.optimizers, progress)
         ctx.barrier()
         if stopped_early:
             break
-    seconds = time.perf_counter() - start
-    info = GeneratorInfo(
-        config=gen_config, eps_text=config.eps_text, image_size=config.image_size,
-        class_names=data.class_names if config.keys == "folders" else [],
-        method="gue-at" if config.adv_eps > 0 else "gue", solver=config.solver if config.epochs else "min-min",
-        victim=config.victim,
-        training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
-                  "stopped_early": stopped_early},
-    )
-    if ctx.is_main:
-        save_generator(out, generator.eval(), info)
-        ckpt.unlink()
-    ctx.barrier()
-    return TrainingResult(
-        output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped],
-        epochs_done=progress["epoch"], steps=progress["steps"],
-        seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
-        stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, keys.config),
-        key_hint=_key_hint(config, data.paths),
-    )
+    progress["seconds"] = time.perf_counter() - start
+    return stopped_early, stats
 
 
 KEY_SOURCES = ("clusters", "folders")
