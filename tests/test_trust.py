@@ -109,6 +109,21 @@ def test_log_eta_ignores_the_wait_before_the_first_step(capsys, monkeypatch):
     assert "left" not in lines[0] and "about 1:34 left" in lines[1] and "about 1:10 left" in lines[2], lines
 
 
+def test_a_task_that_starts_a_new_phase_keeps_printing(capsys, monkeypatch):
+    """Finding keys (100 pictures), then the game (50 steps) on the same task: the game's lines
+    still come, every 30 s, with an estimate of their own."""
+    progress, task, now = _log_progress(monkeypatch)
+    progress.update(task, completed=100, info="finding keys")  # the first phase ends
+    for step in range(1, 51):
+        now[0] = 10.0 + step
+        progress.update(task, completed=step, total=50, info="game")
+        if step == 40:
+            progress.tick()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert [line.split(":")[1].split()[0] for line in lines] == ["100/100", "1/50", "6/50", "40/50", "50/50"], lines
+    assert "about 0:10 left" in lines[3]
+
+
 def test_special_files_are_skipped_with_a_reason_not_read(tmp_path, gen_file):
     src = tmp_path / "in"
     src.mkdir()

@@ -102,6 +102,11 @@ class LogProgress:
     def update(self, task: int, **fields) -> None:
         with self._lock:
             t = self.tasks[task]
+            if "total" in fields and fields["total"] != t["total"] and t["total"] is not None:
+                # a new phase of the same task (finding keys, then the game): a rate and an end of its own
+                for stale in ("first", "estimated"):
+                    t.pop(stale, None)
+                t["done"] = t["shown"] = False
             t.update(fields)
             finished = t["total"] is not None and t["completed"] >= t["total"] > 0
             if t["completed"] and "first" not in t:  # the rate is measured from the first step on
