@@ -175,7 +175,7 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
                             env={"COLUMNS": "250"})
         assert res.exit_code == 0, res.output
         said = " ".join(res.output.split())
-        assert "using the built-in generator" in said and "less than one trained on your own pictures" in said
+        assert "using the built-in generator" in said and "much less than one trained on your own pictures" in said
         assert json.loads(res.stdout)["protected"] == 6
     monkeypatch.setattr(cli_main, "default_generator", lambda: None)
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out2")])

@@ -11,7 +11,6 @@ wide-gamut photo (Display P3, Adobe RGB) would look visibly different.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import io
 import math
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..digest import sha256_file  # noqa: F401  (re-exported: poison and the tests hash files through io.images)
 from ..errors import DataError
 
 # iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it (a
@@ -262,14 +262,6 @@ def _icc_space(profile: bytes) -> str:
 
 def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).view(img.height, img.width, channels)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _umask_lock = threading.Lock()

@@ -20,7 +20,6 @@ package already holds them, and a file whose hash this installation cannot match
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..digest import sha256_file
 from ..errors import EncoderUnavailableError
 
 
@@ -94,11 +94,7 @@ def installed_sha256(name: str) -> str:
 
 @lru_cache(maxsize=None)
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def check_encoder(name: str, sha256: str | None = None) -> None:
