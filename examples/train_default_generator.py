@@ -10,9 +10,9 @@ training pictures 0-999 of classes 0-4 (5,000) as one flat folder with no labels
 settings (keys: K-means clusters of the ImageNet encoder's features, which exist for any
 picture: a new one takes its nearest centre).
 
-``--small-cnn-out FILE`` also makes the small CNN key encoder that ships as
-``unlearnable/generators/small-cnn.safetensors`` (``--encoder small-cnn``): ``unlearnable
-train-encoder`` on training pictures 1000-4999 of classes 0-4 (20,000, labelled).
+``--small-cnn-out FILE`` makes the small-CNN variant (the file shipped before 2026-12-02): ``unlearnable
+train-encoder`` on training pictures 1000-4999 of classes 0-4 (20,000, labelled), then the
+generator keyed by it (``--encoder small-cnn`` reads that key model from the built-in file).
 
 The pictures themselves are never copied into the repository.
 """
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--encoder-epochs", type=int, default=15, help="small CNN encoder training epochs")
     ap.add_argument("--seed", type=int, default=0, help="seed for both steps")
     ap.add_argument("--encoder", default="efficientnet-lite0", help="train-generator --encoder (a name or a file)")
-    ap.add_argument("--small-cnn-out", type=Path, default=None, help="also train the small CNN key encoder, write it here")
+    ap.add_argument("--small-cnn-out", type=Path, default=None, help="first train the small CNN key encoder, write it here, and key the generator by it")
     ap.add_argument("--train-args", default="", help='extra train-generator options, e.g. "--robust none"')
     args = ap.parse_args()
 
@@ -64,7 +64,8 @@ def main() -> None:
               f"{enc['holdout_accuracy']:.2%}, {enc['seconds'] / 60:.1f} min -> {args.small_cnn_out}")
     tmp = work / "default.safetensors"
     remove(tmp, Path(str(tmp) + ".ckpt"))
-    gen = cli("train-generator", str(owner), "--encoder", args.encoder, "--out", str(tmp), "--seed", str(args.seed),
+    encoder = str(args.small_cnn_out) if args.small_cnn_out is not None else args.encoder
+    gen = cli("train-generator", str(owner), "--encoder", encoder, "--out", str(tmp), "--seed", str(args.seed),
               *args.train_args.split())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp, args.out)

@@ -94,22 +94,26 @@ class Method:
 DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
 
 
-SMALL_CNN_ENCODER = "small-cnn.safetensors"  # the key encoder the built-in generator used before the ImageNet one
-
-
-def _shipped(name: str) -> Path | None:
-    path = Path(str(resources.files("unlearnable") / "generators" / name))
+def default_generator() -> Path | None:
+    """The generator that ships with the package, or None when this installation has none."""
+    path = Path(str(resources.files("unlearnable") / "generators" / DEFAULT_GENERATOR))
     return path if path.is_file() else None
 
 
-def default_generator() -> Path | None:
-    """The generator that ships with the package, or None when this installation has none."""
-    return _shipped(DEFAULT_GENERATOR)
-
-
 def small_cnn_encoder() -> Path | None:
-    """The small CNN key encoder that ships with the package (``--encoder small-cnn``), or None."""
-    return _shipped(SMALL_CNN_ENCODER)
+    """The file whose small-CNN key model ``--encoder small-cnn`` uses: the built-in generator's
+    keys while they are small-CNN ones (a keyed generator is an encoder file too), else None."""
+    import json
+
+    from safetensors import safe_open
+
+    path = default_generator()
+    if path is None:
+        return None
+    with safe_open(str(path), framework="pt") as fh:
+        config = json.loads((fh.metadata() or {}).get("unlearnable.config", "{}"))
+    keys = config.get("keys") if isinstance(config, dict) else None
+    return path if isinstance(keys, dict) and keys.get("encoder") == "small-cnn" else None
 
 
 METHODS: dict[str, Method] = {}
