@@ -69,7 +69,7 @@ def test_evaluate_takes_folders_from_the_last_poison_run(tmp_path, gen_file, mon
 
     seen = {}
 
-    def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch, ctx):
+    def fake_evaluate(protected_dir, test, clean, config, device, on_stage, on_epoch, ctx, on_labels=None):
         seen.update(protected=protected_dir, test=test, clean=clean, adv=config.recipe.adv_eps, ratio=config.protect_ratio)
         raise UnlearnableError("stopped after checking the arguments")
 

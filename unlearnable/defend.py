@@ -68,9 +68,10 @@ def run_defenses(
     on_stage: Callable[[str, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     ctx: Context = SINGLE,
+    on_labels: Callable[[int, int], None] | None = None,
 ) -> DefendResult:
     size = config.image_size
-    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device)
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     rows = []

@@ -93,6 +93,7 @@ def evaluate_protection(
     on_stage: Callable[[str, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     ctx: Context = SINGLE,
+    on_labels: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
     """Train ``config.recipe`` on each training set and test on ``test_dir`` (None: held-out originals)."""
     size = config.image_size
@@ -101,7 +102,7 @@ def evaluate_protection(
         raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
-    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device)
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None

@@ -36,8 +36,12 @@ class ScraperLabels:
 
     def describe(self) -> str:
         classes = ", ".join(f"{name} {n}" for name, n in self.counts.items())
-        return (f"labels: {self.classifier}'s top-1 ImageNet class of each original, as a scraper would label them; "
+        said = (f"labels: {self.classifier}'s top-1 ImageNet class of each original, as a scraper would label them; "
                 f"{len(self.counts)} classes ({classes})")
+        if self.counts.get(OTHER, 0) > sum(self.counts.values()) / 2:
+            said += (f"; most pictures fall in '{OTHER}', so this check says little: give the trainer's labels "
+                     "with --labels FILE for a real one")
+        return said
 
 
 def imagenet_class_name(index: int) -> str:
@@ -49,12 +53,15 @@ def imagenet_class_name(index: int) -> str:
 def scraper_labels(clean_dir: Path, device: torch.device, size: int = 128, max_classes: int = 10,
                    min_share: float = 0.01, on_progress: Callable[[int, int], None] | None = None) -> ScraperLabels:
     """Label every picture under ``clean_dir`` (any layout) by the classifier's top-1 class."""
-    pictures = load_pictures(clean_dir, size, "none", on_progress=on_progress)
+    report = on_progress or (lambda done, total: None)
+    pictures = load_pictures(clean_dir, size, "none", on_progress=lambda d, t: report(d, 2 * t))  # reading: half
     enc = load_encoder(CLASSIFIER, device)
+    n, found = len(pictures), []
     with torch.no_grad():
-        top1 = torch.cat([enc.logits(fit_center(b.to(device).float() / 255, size)).argmax(1).cpu()
-                          for b in pictures.x.split(128)])
-    n = len(top1)
+        for b in pictures.x.split(128):
+            found.append(enc.logits(fit_center(b.to(device).float() / 255, size)).argmax(1).cpu())
+            report(n + min(len(found) * 128, n), 2 * n)  # classifying: the other half
+    top1 = torch.cat(found)
     need = max(MIN_PICTURES, round(min_share * n))
     frequent = [c for c, k in Counter(top1.tolist()).most_common(max_classes) if k >= need]
     names = {c: imagenet_class_name(c) for c in frequent}
@@ -68,7 +75,7 @@ def scraper_labels(clean_dir: Path, device: torch.device, size: int = 128, max_c
 
 
 def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path | None, clean_dir: Path | None,
-                   device: torch.device) -> tuple[LabelSource, str]:
+                   device: torch.device, on_progress: Callable[[int, int], None] | None = None) -> tuple[LabelSource, str]:
     """How `evaluate` and `defend` label the training pictures, and a line saying so.
 
     A labels CSV if given; else class sub-folders where the protected folder has them; else,
@@ -78,5 +85,5 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
         return read_label_file(labels_file), f"labels: {labels_file}"
     if class_folders(protected_dir) or test_dir is not None or clean_dir is None:
         return "folders", "labels: the class sub-folders"
-    scraped = scraper_labels(clean_dir, device)
+    scraped = scraper_labels(clean_dir, device, on_progress=on_progress)
     return scraped.labels, scraped.describe()

@@ -45,6 +45,18 @@ def setup(seed: int, device: str) -> tuple[torch.device, distributed.Context]:
     return dev, distributed.from_env(dev)
 
 
+def labelling_progress(bar):
+    """A progress task for labelling the originals as a scraper would, made when it starts."""
+    task: list[int] = []
+
+    def on_labels(done: int, total: int) -> None:
+        if not task:
+            task.append(bar.add_task("labelling the originals (ImageNet classifier)", total=total, info=""))
+        bar.update(task[0], completed=done, total=total)
+
+    return on_labels
+
+
 def training_callbacks(bar):
     """A progress task per training run, advanced once per epoch: (on_stage, on_epoch)."""
     tasks: dict[str, int] = {}

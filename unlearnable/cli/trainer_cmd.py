@@ -13,7 +13,7 @@ from ..project import remember, training_folders
 from ..training.victim import victim_recipe
 from .common import budget_option, console, emit_json, error_boundary, progress_bar
 from .options import (STOPPED, ArchOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSizeOpt, JsonOpt, LabelsOpt,
-                      RecipeOpt, SeedOpt, TestOpt, setup, training_callbacks)
+                      RecipeOpt, SeedOpt, TestOpt, labelling_progress, setup, training_callbacks)
 from .render import defend_table, evaluate_table
 
 
@@ -68,7 +68,8 @@ def evaluate(
                                   protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels)
         with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
-            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx)
+            result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx,
+                                         on_labels=labelling_progress(bar))
         if not ctx.is_main:
             return
         remember({"test": test})
@@ -114,7 +115,8 @@ def defend(
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
         with progress_bar("defending", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
-            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx)
+            result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx,
+                                  on_labels=labelling_progress(bar))
         if not ctx.is_main:
             return
         remember({"test": test})
