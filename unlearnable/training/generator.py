@@ -62,7 +62,6 @@ class GeneratorTrainingConfig:
     clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
     encoder: str | None = None  # key features: an ImageNet encoder's name (PRETRAINED), a file with a trained encoder, or None (mean colours)
     key_size: int = 128  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys
-    kmeans_starts: int = 1  # K-means starts; the one with the tightest clusters is kept
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
@@ -402,7 +401,7 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
     if len(data) < 2 * k:
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
     kc = KeyConfig(clusters=k, source="kmeans", **features)
-    return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts,
+    return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder,
                                       on_progress=on_progress)
 
 
