@@ -30,14 +30,21 @@ METHODS = {row: (method, args) for method in REGISTRY.values() for row, args in 
 
 
 def options_for(method, extra: list[str]) -> list[str]:
-    """The options of ``extra`` that ``method`` reads (train-generator refuses the others)."""
+    """The options of ``extra`` that ``method`` reads (train-generator refuses the others).
+
+    ``--epochs`` here is the GUE variants' game length, as in docs/methods.md: REM, EM and TAP
+    read --epochs too, as source-model epochs, but keep their own length (--iterations, TAP's
+    preset) in this benchmark.
+    """
     kept, i = [], 0
     while i < len(extra):
         flag = extra[i]
         takes_value = i + 1 < len(extra) and not extra[i + 1].startswith("--")
         group = extra[i:i + 2] if takes_value else [flag]
         name = flag.lstrip("-").replace("-", "_")
-        if name in method.options or name not in SPECIFIC:
+        if name == "epochs" and method.name in ("rem", "em", "tap"):
+            pass
+        elif name in method.options or name not in SPECIFIC:
             kept += group
         i += len(group)
     return kept

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearnable.data import load_labelled
-from unlearnable.models.keys import fit_center, kmeans
+from unlearnable.models.keys import kmeans
+from unlearnable.resize import fit_center
 from unlearnable.models.pretrained import load_encoder
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchlib import cli, remove
-from unlearnable.io.images import decode_image
+from unlearnable.io.codec import decode_image
 from unlearnable.poison.tiling import compare
 
 

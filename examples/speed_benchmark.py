@@ -43,7 +43,7 @@ from unlearnable.device import resolve_device
 from unlearnable.game import bome as bome_module
 from unlearnable.game.batch import GameBatch
 from unlearnable.game.bome import BomeSettings, bome_step
-from unlearnable.io.images import decode_image
+from unlearnable.io.codec import decode_image
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
 from unlearnable.synthetic import make_synthetic_folder

@@ -3,7 +3,8 @@ import torch
 
 from unlearnable.budget import parse_budget
 from unlearnable.io.genfile import GeneratorInfo, save_generator
-from unlearnable.io.images import atomic_write_bytes, encode_image
+from unlearnable.io.codec import encode_image
+from unlearnable.io.files import atomic_write_bytes
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
 from unlearnable.synthetic import synthetic_images
 

@@ -8,7 +8,7 @@ from unlearnable.cli.main import app
 from unlearnable.defend import DefendConfig, run_defenses
 from unlearnable.defenses import DEFENSES, build_defenses
 from unlearnable.errors import UnlearnableError
-from unlearnable.io.images import decode_image
+from unlearnable.io.codec import decode_image
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
 from unlearnable.training.victim import RECIPES
 

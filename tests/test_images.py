@@ -4,8 +4,9 @@ import pytest
 from PIL import Image
 
 from unlearnable.errors import DataError
-from unlearnable.io import images
-from unlearnable.io.images import decode_image, list_images
+from unlearnable.io import codec
+from unlearnable.io.codec import decode_image
+from unlearnable.io.discovery import list_images
 
 
 def _save(path, img, **kw):
@@ -74,7 +75,7 @@ def test_truncated_file(tmp_path):
 
 def test_decompression_bomb_refused(tmp_path, monkeypatch):
     path = _save(tmp_path / "big.png", Image.new("RGB", (100, 100)))
-    monkeypatch.setattr(images, "MAX_PIXELS", 5000)
+    monkeypatch.setattr(codec, "MAX_PIXELS", 5000)
     with pytest.raises(DataError, match="decompression bomb"):
         decode_image(path)
 
@@ -99,7 +100,7 @@ def test_a_small_copy_is_decoded_straight_from_a_large_picture(tmp_path, suffix,
     import numpy as np
     import torch
 
-    from unlearnable.data import fit_to_size
+    from unlearnable.resize import fit_to_size
 
     yy, xx = np.meshgrid(np.linspace(0, 1, 1200), np.linspace(0, 1, 1800), indexing="ij")
     rgb = np.stack([xx, yy, (xx + yy) / 2], -1) * 200 + 20
@@ -126,7 +127,7 @@ def test_jpeg_keeps_colour_detail_at_full_resolution():
     d = torch.randint(0, 2, (32, 32, 3), generator=g) * 16 - 8  # +-8 levels per pixel and channel
     kept = {}
     for sampling in (0, 2):
-        data = images._save(Image.frombytes("RGB", (32, 32), (x.int() + d).to(torch.uint8).numpy().tobytes()),
+        data = codec._save(Image.frombytes("RGB", (32, 32), (x.int() + d).to(torch.uint8).numpy().tobytes()),
                             "jpeg", 85, {} if sampling == 0 else {"subsampling": sampling})
         with Image.open(io.BytesIO(data)) as img:
             assert JpegImagePlugin.get_sampling(img) == sampling  # 0 = 4:4:4 (our default), 2 = 4:2:0

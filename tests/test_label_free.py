@@ -13,7 +13,8 @@ from unlearnable.cli.main import app
 from unlearnable.data import read_label_file
 from unlearnable.errors import DataError, GeneratorFileError
 from unlearnable.io.genfile import KEYED_FORMAT, load_generator
-from unlearnable.io.images import atomic_write_bytes, encode_image
+from unlearnable.io.codec import encode_image
+from unlearnable.io.files import atomic_write_bytes
 from unlearnable.models.keys import ClusterKeys, KeyConfig
 from unlearnable.synthetic import synthetic_images
 from unlearnable.game.bome import BomeSettings

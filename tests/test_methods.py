@@ -13,7 +13,7 @@ from unlearnable.game.follower import follower_loss, standard_loss
 from unlearnable.game.batch import GameBatch
 from unlearnable.game.tgda import TgdaSettings, conjugate_gradient, tgda_round, total_derivative
 from unlearnable.io.genfile import load_generator, read_info
-from unlearnable.methods.noise import NoiseSettings, defensive_noise
+from unlearnable.attacks.noise import NoiseSettings, defensive_noise
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
@@ -143,12 +143,25 @@ def test_every_method_protects_new_pictures_within_budget(tmp_path, method):
 
 def test_a_flag_the_method_does_not_read_is_refused(tmp_path):
     make_synthetic_folder(tmp_path / "data", num_classes=2, per_class=2, size=16)
-    for method, flags, named in (("rem", ["--epochs", "1"], "--epochs"), ("em", ["--inner-steps", "3", "--keys", "folders"],
+    for method, flags, named in (("rem", ["--solver", "tgda"], "--solver"), ("em", ["--inner-steps", "3", "--keys", "folders"],
                                  "--inner-steps, --keys"), ("tap", ["--iterations", "5"], "--iterations"),
                                  ("em", ["--adv-eps", "4/255"], "--adv-eps")):
         res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", method, *flags],
                             env={"COLUMNS": "250"})
         assert res.exit_code == 2 and f"--method {method} does not use {named}" in res.output, res.output
+
+
+def test_epochs_set_how_long_rem_em_and_tap_train(tmp_path):
+    make_synthetic_folder(tmp_path / "data", num_classes=2, per_class=5, size=16)  # 10 pictures: 1 batch of 128
+    for method, key, expected in (("rem", "iterations", 3), ("em", "iterations", 3), ("tap", "epochs", 3)):
+        out = tmp_path / f"{method}.safetensors"
+        res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", method, "--epochs", "3",
+                                  "--image-size", "16", "--out", str(out), "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)[key] == expected
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", "rem", "--epochs", "3",
+                              "--iterations", "5", "--json"])
+    assert res.exit_code == 2 and "not both" in json.loads(res.stdout)["error"]["message"]
 
 
 def test_gue_at_and_tgda_are_recorded_in_the_file(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from unlearnable.errors import ConfigError, DataError, GeneratorFileError
-from unlearnable.io.images import decode_image
+from unlearnable.io.codec import decode_image
 from unlearnable.poison import PoisonConfig, apply_budget, perturbation, protect_folder
 
 from .conftest import make_generator

@@ -101,7 +101,8 @@ def test_trainer_transforms_mix_identity_and_each_choice():
 
 def test_parse_robust():
     assert robust.parse_robust("none") == () and robust.parse_robust(None) == ()
-    assert robust.parse_robust("all") == robust.ROBUST
+    assert robust.parse_robust("all") == robust.ROBUST.names() == ("jpeg", "grayscale", "downscale", "gaussian", "bit-depth")
+    assert robust.parse_robust("bits,resize,blur") == ("downscale", "gaussian", "bit-depth")  # the names before 2026-12-02
     assert robust.parse_robust("grayscale, jpeg") == ("jpeg", "grayscale")
     with pytest.raises(ConfigError, match="unknown transformation 'sepia'"):
         robust.parse_robust("jpeg,sepia")

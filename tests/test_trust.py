@@ -11,7 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
-from unlearnable.io.images import atomic_write_bytes, decode_image
+from unlearnable.io.codec import decode_image
+from unlearnable.io.files import atomic_write_bytes
 from unlearnable.synthetic import make_synthetic_folder
 from unlearnable.training.generator import PRESETS, train_generator
 

@@ -17,8 +17,9 @@ from typing import Callable, Union
 import torch
 
 from .errors import DataError
-from .io.images import Skipped, check_folder, decode_image, list_images, no_pictures
-from .models.keys import fit_center
+from .io.codec import decode_image
+from .io.discovery import Skipped, check_folder, list_images, no_pictures
+from .resize import fit_to_size
 
 
 @dataclass
@@ -38,14 +39,6 @@ class LabelledImages:
     def subset(self, index: torch.Tensor) -> "LabelledImages":
         idx = index.tolist()
         return LabelledImages(self.x[index], self.y[index], self.class_names, [self.paths[i] for i in idx], self.skipped)
-
-
-def fit_to_size(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (H, W, 3) -> uint8 (3, size, size): shorter side resized to ``size``, centre crop."""
-    img = rgb.permute(2, 0, 1)
-    if tuple(img.shape[1:]) == (size, size):
-        return img.contiguous()
-    return fit_center(img[None].float(), size)[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def class_folders(root: Path) -> list[str]:
@@ -111,29 +104,9 @@ def load_pictures(
     ``key_size``: also keep a copy of each picture at that size (``x_keys``), from the same decode.
     """
     root = check_folder(root)
-    if labels == "folders":
-        names = class_names or class_folders(root)
-        if not names:
-            raise DataError(f"{root} has no class sub-folders; put each class's pictures in its own folder (cat/, dog/, ...)")
-    elif labels == "none":
-        names = []
-    else:
-        names = class_names or sorted(set(labels.values()))
+    names = _class_names(root, labels, class_names)
     unreadable: list[Skipped] = []
-    rels = [(p, p.relative_to(root).as_posix()) for p in list_images(root, unreadable)]
-    keep = [(p, r, _label_of(r, labels, names)) for p, r in rels]
-    if isinstance(labels, dict):
-        missing = [r for _, r, c in keep if c is None]
-        if missing:
-            raise DataError(f"the labels file has no line for {missing[0]} (and {len(missing) - 1} more pictures); "
-                            "add them or remove those pictures")
-        unknown = sorted({c for _, _, c in keep} - set(names))
-        if unknown:
-            raise DataError(f"the labels file names classes {unknown[:5]} that the test folder does not have")
-    elif labels == "folders":
-        keep = [k for k in keep if k[2] is not None]
-    if not keep:
-        raise no_pictures(root, unreadable, "in the class sub-folders of " if labels == "folders" else "in ")
+    keep = _labelled_files(root, labels, names, unreadable)
     if fraction is not None or limit is not None:
         n = len(keep)
         k = n if fraction is None else max(1, round(n * fraction))
@@ -159,6 +132,39 @@ def load_pictures(
         raise DataError(f"none of the pictures in {root} could be read")
     return LabelledImages(torch.stack(xs), torch.tensor(ys, dtype=torch.long), list(names), paths, skipped,
                           torch.stack(xk) if key_size else None)
+
+
+def _class_names(root: Path, labels: LabelSource, class_names: list[str] | None) -> list[str]:
+    """The label order: the caller's, the class folders', the labels file's, or none."""
+    if labels == "folders":
+        names = class_names or class_folders(root)
+        if not names:
+            raise DataError(f"{root} has no class sub-folders; put each class's pictures in its own folder (cat/, dog/, ...)")
+        return names
+    if labels == "none":
+        return []
+    return class_names or sorted(set(labels.values()))
+
+
+def _labelled_files(root: Path, labels: LabelSource, names: list[str],
+                    unreadable: list[Skipped]) -> list[tuple[Path, str, str | None]]:
+    """(path, relative path, class or None) of every picture ``labels`` keeps; a labels file
+    must name every picture, and only classes in ``names``."""
+    keep = [(p, r, _label_of(r, labels, names))
+            for p, r in ((p, p.relative_to(root).as_posix()) for p in list_images(root, unreadable))]
+    if isinstance(labels, dict):
+        missing = [r for _, r, c in keep if c is None]
+        if missing:
+            raise DataError(f"the labels file has no line for {missing[0]} (and {len(missing) - 1} more pictures); "
+                            "add them or remove those pictures")
+        unknown = sorted({c for _, _, c in keep} - set(names))
+        if unknown:
+            raise DataError(f"the labels file names classes {unknown[:5]} that the test folder does not have")
+    elif labels == "folders":
+        keep = [k for k in keep if k[2] is not None]
+    if not keep:
+        raise no_pictures(root, unreadable, "in the class sub-folders of " if labels == "folders" else "in ")
+    return keep
 
 
 def load_labelled(root: Path, image_size: int = 32, class_names: list[str] | None = None, **kwargs) -> LabelledImages:

@@ -16,7 +16,8 @@ from .data import load_training_and_test
 from .scraper_labels import trainer_labels
 from .distributed import SINGLE, Context
 from .defenses.base import Defense
-from .io.images import atomic_write_bytes, encode_image
+from .io.codec import encode_image
+from .io.files import atomic_write_bytes
 from .training.victim import VictimRecipe, train_victim
 
 

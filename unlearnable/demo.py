@@ -16,7 +16,8 @@ import torch
 from .budget import Budget
 from .errors import DataError
 from .evaluate import EvaluationConfig, evaluate_protection
-from .io.images import atomic_write_bytes, decode_image, encode_image
+from .io.codec import decode_image, encode_image
+from .io.files import atomic_write_bytes
 from .poison import PoisonConfig, protect_folder
 from .synthetic import synthetic_images, write_folder
 from .training.generator import PRESETS, train_generator

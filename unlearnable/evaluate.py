@@ -84,6 +84,28 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _training_sets(protected: LabelledImages, clean: LabelledImages | None, extra: LabelledImages | None,
+                   ratio: float, seed: int) -> list[tuple[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """The trainer's training sets, by name: the protected (or ``ratio`` protected, the rest
+    originals), the originals, and the originals of the unprotected part alone."""
+    n = len(protected)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: round(ratio * n)]
+    is_protected = torch.zeros(n, dtype=torch.bool)
+    is_protected[chosen] = True
+    sets: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]] = []
+    if ratio >= 1:
+        sets.append(("protected", _concat(protected, extra)))
+    else:
+        mixed_x = torch.where(is_protected[:, None, None, None], protected.x, clean.x)
+        mixed = LabelledImages(mixed_x, protected.y, protected.class_names, protected.paths)
+        sets.append((f"{ratio:.0%} protected", _concat(mixed, extra)))
+    if clean is not None:
+        sets.append(("clean", _concat(clean, extra)))
+        if ratio < 1 and (~is_protected).any():
+            sets.append(("clean part only", _concat(clean.subset(torch.nonzero(~is_protected).flatten()), extra)))
+    return sets
+
+
 def evaluate_protection(
     protected_dir: Path,
     test_dir: Path | None,
@@ -107,22 +129,7 @@ def evaluate_protection(
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None
 
-    n = len(protected)
-    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[: round(ratio * n)]
-    is_protected = torch.zeros(n, dtype=torch.bool)
-    is_protected[chosen] = True
-    sets: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]] = []
-    if ratio >= 1:
-        sets.append(("protected", _concat(protected, extra)))
-    else:
-        mixed_x = torch.where(is_protected[:, None, None, None], protected.x, clean.x)
-        mixed = LabelledImages(mixed_x, protected.y, protected.class_names, protected.paths)
-        sets.append((f"{ratio:.0%} protected", _concat(mixed, extra)))
-    if clean is not None:
-        sets.append(("clean", _concat(clean, extra)))
-        if ratio < 1 and (~is_protected).any():
-            sets.append(("clean part only", _concat(clean.subset(torch.nonzero(~is_protected).flatten()), extra)))
-
+    sets = _training_sets(protected, clean, extra, ratio, config.seed)
     results: list[SettingResult] = []
     for name, (x, y) in sets:
         runs = []
@@ -158,7 +165,7 @@ def save_report(result: EvaluationResult, protected_dir: Path, report: Path | No
     """The JSON report (default ``<protected>.evaluation.json`` beside the folder) and its PNG curves."""
     import json
 
-    from .io.images import atomic_write_bytes
+    from .io.files import atomic_write_bytes
     from .io.plot import ORIGINAL_LABEL, PROTECTED_LABEL, plot_curves
 
     report = report or protected_dir.parent / f"{protected_dir.resolve().name}.evaluation.json"

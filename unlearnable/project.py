@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from .errors import UnlearnableError
-from .io.images import atomic_write_bytes
+from .io.files import atomic_write_bytes
 
 PROJECT_FILE = ".unlearnable.json"
 

@@ -10,10 +10,13 @@ tested against it (tests/test_robust.py):
 * ``jpeg``: JPEG at a random quality in [10, 90], kornia's differentiable codec
   (Reich et al., WACV 2024) against Pillow's encoder;
 * ``grayscale``: ITU-R 601 luma in three equal channels, exactly Pillow's "L" mode;
-* ``resize``: bilinear down to 1/2 or 1/4 (antialiased) and back up, as a trainer that
+* ``downscale``: bilinear down to 1/2 or 1/4 (antialiased) and back up, as a trainer that
   learns at a lower resolution;
-* ``blur``: Gaussian blur, sigma in [0.5, 1.5];
-* ``bits``: colour depth reduced to 2-5 bits (straight-through gradient).
+* ``gaussian``: Gaussian blur, sigma in [0.5, 1.5];
+* ``bit-depth``: colour depth reduced to 2-5 bits (straight-through gradient).
+
+The names are those of the same operations in `defend` (``unlearnable/defenses``); the names
+before 2026-12-02 (resize, blur, bits) are still read.
 
 Adversarial training is the follower's loss, not a transformation: ``--adv-eps`` (GUE-AT).
 """
@@ -23,26 +26,12 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .errors import ConfigError
+from .registry import Registry
+from .resize import down_up
 
-ROBUST = ("jpeg", "grayscale", "resize", "blur", "bits")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, Pillow's RGB -> L
-
-
-def parse_robust(text: str | None) -> tuple[str, ...]:
-    """``none`` / ``all`` / comma-separated names -> the tuple of names, in canonical order."""
-    if text is None or text.strip() in ("", "none"):
-        return ()
-    names = {n.strip() for n in text.split(",") if n.strip()}
-    if "all" in names:
-        return ROBUST
-    unknown = sorted(names - set(ROBUST))
-    if unknown:
-        raise ConfigError(f"--robust: unknown transformation {unknown[0]!r}; use none, all or a comma-separated "
-                          f"list of {', '.join(ROBUST)}")
-    return tuple(n for n in ROBUST if n in names)
 
 
 def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
@@ -55,13 +44,6 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     luma = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x * luma).sum(1, keepdim=True).expand_as(x)
-
-
-def down_up(x: torch.Tensor, factor: float) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, round(h * factor)), max(1, round(w * factor))), mode="bilinear",
-                          antialias=True, align_corners=False)
-    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -77,18 +59,34 @@ def bits(x: torch.Tensor, depth: int) -> torch.Tensor:
     return x + ((x * levels).round() / levels - x).detach()
 
 
+# name -> (x, u) -> x transformed at the strength drawn from u, uniform in [0, 1) per picture
+ROBUST: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("--robust transformation", {
+    "jpeg": lambda x, u: jpeg(x, 10 + 80 * u),
+    "grayscale": lambda x, u: grayscale(x),
+    "downscale": lambda x, u: down_up(x, 0.5 if u[0] < 0.5 else 0.25),
+    "gaussian": lambda x, u: blur(x, 0.5 + float(u[0])),
+    "bit-depth": lambda x, u: bits(x, 2 + int(u[0] * 4)),
+})
+FORMER_NAMES = {"resize": "downscale", "blur": "gaussian", "bits": "bit-depth"}  # before 2026-12-02
+
+
+def parse_robust(text: str | None) -> tuple[str, ...]:
+    """``none`` / ``all`` / comma-separated names -> the tuple of names, in canonical order."""
+    if text is None or text.strip() in ("", "none"):
+        return ()
+    names = {FORMER_NAMES.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()}
+    if "all" in names:
+        return ROBUST.names()
+    unknown = sorted(names - set(ROBUST))
+    if unknown:
+        raise ConfigError(f"--robust: unknown transformation {unknown[0]!r}; use none, all or a comma-separated "
+                          f"list of {', '.join(ROBUST)}")
+    return tuple(n for n in ROBUST if n in names)
+
+
 def _draw(name: str, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """One transformation with its random strength, on a sub-batch."""
-    u = torch.rand(len(x), generator=g)
-    if name == "jpeg":
-        return jpeg(x, 10 + 80 * u)
-    if name == "grayscale":
-        return grayscale(x)
-    if name == "resize":
-        return down_up(x, 0.5 if u[0] < 0.5 else 0.25)
-    if name == "blur":
-        return blur(x, 0.5 + float(u[0]))
-    return bits(x, 2 + int(u[0] * 4))
+    return ROBUST[FORMER_NAMES.get(name, name)](x, torch.rand(len(x), generator=g))
 
 
 def trainer_transforms(names: tuple[str, ...], generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -20,7 +20,7 @@ import torch
 
 from .data import LabelSource, class_folders, load_pictures, read_label_file
 from .errors import DataError
-from .models.keys import fit_center
+from .resize import fit_center
 from .models.pretrained import load_encoder
 
 CLASSIFIER = "efficientnet-lite0"

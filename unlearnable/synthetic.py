@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .io.images import atomic_write_bytes, encode_image
+from .io.codec import encode_image
+from .io.files import atomic_write_bytes
 
 CONTRAST = 0.6  # how far a shape's colour departs from the background, 0-1
 

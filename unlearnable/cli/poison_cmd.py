@@ -9,7 +9,7 @@ import typer
 
 from ..device import resolve_device
 from ..errors import UnlearnableError
-from ..io.images import check_folder
+from ..io.discovery import check_folder
 from ..methods import default_generator
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..project import remember

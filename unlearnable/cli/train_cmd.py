@@ -2,77 +2,100 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_type_hints
 
 import typer
 
 from ..device import resolve_device, seed_everything
-from ..methods import COMMON_OPTIONS, METHODS, get_method
-from ..models.unet import GENERATOR_PRESETS
-from ..models.victims import VICTIMS
+from ..budget import Budget
+from ..methods import METHODS, get_method
+from ..methods.base import COMMON, Option
 from ..training.generator import PRESETS
 from .common import budget_option, console, emit_json, error_boundary, progress_bar, rerun_hint
 from .options import STOPPED, DeviceOpt, HelpOpt, ImageSizeOpt, JsonOpt, SeedOpt, setup
 from .render import summary_table
 
-# train-generator's method-specific options (parameter names): whatever a registered method reads
-_METHOD_OPTIONS = frozenset().union(COMMON_OPTIONS, *(m.options for m in METHODS.values()))
-_FLAGS = frozenset({"resume"})  # plain on/off flags: off is not a choice the user made
 
 
-def method_options(values: dict) -> dict:
-    """The options the user set that some method reads: None is unset, and so is an off flag.
+def _declared_options() -> dict[str, Option]:
+    """Every option some registered method declares (COMMON first), one per name; a name two
+    methods declare keeps the first flag and joins the help texts."""
+    merged: dict[str, Option] = {}
+    for option in (*COMMON, *(o for m in METHODS.values() for o in m.declared)):
+        first = merged.get(option.name)
+        if first is None:
+            merged[option.name] = option
+        elif option.help not in first.help:
+            merged[option.name] = replace(first, help=f"{first.help} {option.help}")
+    return merged
 
-    A two-way switch such as --label-aware/--image-only is a choice either way: False is kept.
-    """
-    return {name: value for name, value in values.items()
-            if name in _METHOD_OPTIONS and value is not None and not (name in _FLAGS and value is False)}
+
+def _parameter(option: Option) -> inspect.Parameter:
+    """A Typer parameter for one declared option: unset (None) unless the user gives it."""
+    if option.kind is bool and not option.switch:
+        default, annotation, extra = False, bool, {"metavar": ""}
+    else:
+        kind = str if option.kind is Budget else option.kind
+        default, annotation, extra = None, Optional[kind], {"metavar": ""} if option.switch else {}
+    info = typer.Option(default, option.flags, help=option.help, min=option.min, max=option.max, **extra)
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
+def method_options(values: dict, declared: dict[str, Option]) -> dict:
+    """The options the user set: None is unset, and so is an off flag (a two-way switch such as
+    --label-aware/--image-only is a choice either way: False is kept). Budgets are parsed."""
+    given = {}
+    for name, value in values.items():
+        option = declared[name]
+        if value is None or (value is False and not option.switch):
+            continue
+        given[name] = budget_option(value, allow_zero=True, name=option.flags) if option.kind is Budget else value
+    return given
+
+
+def with_method_options(command):
+    """``command`` with every method's declared options added to its signature, for Typer; it
+    receives them as one dict, ``method_values``."""
+    declared = _declared_options()
+    hints = get_type_hints(command)
+    fixed = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+             for p in inspect.signature(command).parameters.values() if p.name != "method_values"]
+    at = next(i for i, p in enumerate(fixed) if p.name == "method") + 1
+    params = [*fixed[:at], *(_parameter(o) for o in declared.values()), *fixed[at:]]
+
+    @functools.wraps(command)
+    def run(**values):
+        return command(**{k: v for k, v in values.items() if k not in declared},
+                       method_values=method_options({k: v for k, v in values.items() if k in declared}, declared))
+
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+@with_method_options
 def train_generator(
     data_dir: Path = typer.Argument(..., help="Folder of pictures, any layout (searched recursively); no labels needed."),
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on pixel values, e.g. 8/255 or 0.0314."),
     out: Path = typer.Option(Path("gen.safetensors"), "--out", help="Where to write the protection file (a generator for gue, a source model for rem, em, tap)."),
     preset: str = typer.Option("cpu", "--preset", help=f"Training recipe: {', '.join(PRESETS)} (cpu: minutes on a laptop; paper: the GUE paper's settings, for GPUs)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help=f"Game epochs (BOME or TGDA); default from the preset (cpu: {PRESETS['cpu'].warmup_epochs} warm-up + {PRESETS['cpu'].epochs} game epochs, more on a small folder so that the run takes at least {PRESETS['cpu'].min_steps} outer steps)."),
-    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Min-min warm-start epochs before the game; default from the preset."),
-    inner_steps: Optional[int] = typer.Option(None, "--inner-steps", min=1, help="BOME inner steps T per outer step; default from the preset."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per outer step; default from the preset."),
     image_size: int = ImageSizeOpt,
-    generator: Optional[str] = typer.Option(None, "--generator", help=f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
-    victim: Optional[str] = typer.Option(None, "--victim", help=f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
-    label_aware: Optional[bool] = typer.Option(None, "--label-aware/--image-only", metavar="", help="Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper)."),
-    luma: Optional[bool] = typer.Option(None, "--luma/--colour", metavar="", help="Perturb brightness only, one pattern for R, G and B (a trainer's grayscale conversion keeps all of it, JPEG most of it), or each channel on its own (default)."),
-    block: Optional[int] = typer.Option(None, "--block", min=1, max=64, help="Make the pattern constant over BLOCK x BLOCK pixel cells of the training size (low frequencies, which JPEG keeps); default 1 (every pixel its own)."),
-    keys: Optional[str] = typer.Option(None, "--keys", help="Where the generator's key y comes from: clusters (K-means clusters of your pictures, no labels needed) or folders (class sub-folders, one per class)."),
-    clusters: Optional[int] = typer.Option(None, "--clusters", min=2, max=1024, help="Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders under 200 pictures."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Features the clusters are made in: efficientnet-lite0 (default: an ImageNet-trained network installed with the package), small-cnn (a small CNN trained on five CIFAR-10 classes, the default before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
-    fraction: Optional[float] = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Train on a seeded random fraction (0-1] of the pictures."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on at most this many pictures (seeded random subset)."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop after this many minutes of training and save what was learned."),
     method: str = typer.Option("gue", "--method", help="Protection method: " + "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()) + "."),
-    adv_eps: Optional[str] = typer.Option(None, "--adv-eps", help="GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0); REM: rho_a (default eps/2)."),
-    solver: Optional[str] = typer.Option(None, "--solver", help="Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
-    leader_steps: Optional[int] = typer.Option(None, "--leader-steps", min=1, help="TGDA: generator steps m per round (default 1)."),
-    follower_steps: Optional[int] = typer.Option(None, "--follower-steps", min=0, help="TGDA: victim steps n per round (default 1; the paper's 20 is 20x slower)."),
-    cg_steps: Optional[int] = typer.Option(None, "--cg-steps", min=1, help="TGDA: conjugate-gradient iterations per total derivative (default 10)."),
-    cg_tol: Optional[float] = typer.Option(None, "--cg-tol", min=0.0, help="TGDA: stop CG at this relative residual (default 1e-4)."),
-    damping: Optional[float] = typer.Option(None, "--damping", min=0.0, help="TGDA: added to the Hessian's diagonal (default 0.1)."),
-    robust: Optional[str] = typer.Option(None, "--robust", help="The trainer's preprocessing to train against, inside the game (gue): none, all, or a comma-separated list of jpeg, grayscale, resize, blur, bits; default from the preset (cpu: grayscale; paper presets: none). Adversarial training is --adv-eps."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="REM/EM: source-model SGD iterations (cpu 200, paper 5000)."),
     allow_visible: bool = typer.Option(False, "--allow-visible", metavar="", help="Accept an --eps above 16/255 (the perturbation will show)."),
     seed: int = SeedOpt,
-    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue an interrupted run from <out>.ckpt (gue)."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     show_help: bool = HelpOpt,
+    method_values: Optional[dict] = None,
 ) -> None:
     """Train a protection on a folder of pictures: a GUE generator (BOME or TGDA; GUE-AT with --adv-eps) or a REM/EM/TAP source model (these need class folders)."""
     budget = budget_option(eps, allow_visible=allow_visible)
-    given = method_options(locals())
-    if adv_eps is not None:
-        given["adv_eps"] = budget_option(adv_eps, allow_zero=True, name="--adv-eps")
+    given = dict(method_values or {})
+    resume = bool(given.get("resume"))
     with error_boundary(json_out, rerun_hint("--resume")):
         chosen = get_method(method)
         settings = chosen.settings(preset, budget, image_size, seed, given)

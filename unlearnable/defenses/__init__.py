@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import ConfigError
+from ..registry import Registry
 from .adversarial import AdversarialTraining
 from .base import Defense
 from .bitdepth import BitDepth
@@ -15,7 +15,7 @@ from .jpeg import JPEG
 from .mixing import CutMix, Cutout, Mixup
 from .rescale import Rescale
 
-DEFENSES: dict[str, Callable[..., Defense]] = {
+DEFENSES: Registry[Callable[..., Defense]] = Registry("defense", {
     "none": lambda **kw: Defense("none", "no defense; the peak column is early stopping"),
     "jpeg": lambda quality=10, **kw: JPEG(f"jpeg-{quality}", f"JPEG re-encoding at quality {quality}", quality),
     "grayscale": lambda **kw: Grayscale("grayscale", "grayscale (3 equal channels)"),
@@ -30,7 +30,7 @@ DEFENSES: dict[str, Callable[..., Defense]] = {
     "cutmix": lambda **kw: CutMix("cutmix", "cutmix, Beta(1, 1)"),
     "adv-training": lambda adv_eps=8 / 255, adv_text="8/255", **kw: AdversarialTraining(
         f"adv-training-{adv_text}", f"PGD adversarial training at {adv_text}", adv_eps),
-}
+})
 
 JPEG_SWEEP = (10, 30, 50, 70, 90)
 
@@ -39,13 +39,11 @@ def build_defenses(names: list[str], sweep: bool = False, adv_eps: float = 8 / 2
     """Defense objects for ``names`` ("all" for the whole matrix); unknown names are an error."""
     if not names or "all" in names:
         names = list(DEFENSES)
-    unknown = [n for n in names if n not in DEFENSES]
-    if unknown:
-        raise ConfigError(f"unknown defense {unknown[0]!r}; choose from: all, {', '.join(DEFENSES)}")
     out = []
     for name in dict.fromkeys(names):
+        make = DEFENSES.get(name)  # an unknown name is refused, with the list ("all" too, above)
         if name == "jpeg" and sweep:
-            out += [DEFENSES["jpeg"](quality=q) for q in JPEG_SWEEP]
+            out += [make(quality=q) for q in JPEG_SWEEP]
         else:
-            out.append(DEFENSES[name](adv_eps=adv_eps, adv_text=adv_text))
+            out.append(make(adv_eps=adv_eps, adv_text=adv_text))
     return out

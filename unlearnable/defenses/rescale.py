@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
+from ..resize import down_up
 
 from .base import Defense, in_chunks
 
@@ -14,10 +14,4 @@ class Rescale(Defense):
     factor: float = 0.5  # downscaling factor, 0-1
 
     def purify(self, x):
-        h, w = x.shape[-2:]
-
-        def fn(t):
-            small = F.interpolate(t, scale_factor=self.factor, mode="bilinear", antialias=True, align_corners=False)
-            return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-
-        return in_chunks(x, fn)
+        return in_chunks(x, lambda t: down_up(t, self.factor))

@@ -29,8 +29,9 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from .. import __version__
+from ..budget import Budget
 from ..errors import GeneratorFileError, UnlearnableError
-from .images import atomic_path
+from .files import atomic_path
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GeneratorConfig, UNetGenerator
 from ..models.victims import VICTIMS, build_victim
@@ -43,21 +44,37 @@ PREFIX = "unlearnable."
 NOISE_METHODS = ("rem", "em", "tap")
 
 
-@dataclass
-class GeneratorInfo:
-    """What a generator file says about itself, besides the weights."""
+@dataclass(kw_only=True)
+class FileInfo:
+    """What every protection file says about itself, besides the weights."""
 
-    config: GeneratorConfig
-    eps_text: str
+    eps_text: str  # the budget as the user wrote it, e.g. "8/255"
+    method: str
     image_size: int = 32
     class_names: list[str] = field(default_factory=list)
-    method: str = "gue"
-    solver: str = "bome"
-    victim: str = "small-cnn"
-    training: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)  # the training settings, as JSON
     package_version: str = __version__
     created: str = ""
     format_version: int = GENERATOR_FORMAT
+
+    @property
+    def eps(self) -> float:
+        raise NotImplementedError  # each kind of file keeps its budget's value in its own place
+
+    @property
+    def budget(self) -> Budget:
+        """The file's budget, as written and as a value (``budget.levels``: the 8-bit levels)."""
+        return Budget(self.eps_text, self.eps)
+
+
+@dataclass(kw_only=True)
+class GeneratorInfo(FileInfo):
+    """A generator file: the U-Net's config, the game that trained it."""
+
+    config: GeneratorConfig
+    method: str = "gue"  # gue | gue-at
+    solver: str = "bome"
+    victim: str = "small-cnn"
 
     @property
     def eps(self) -> float:
@@ -69,19 +86,13 @@ class GeneratorInfo:
         return bool(self.config.num_classes) and self.config.keys is None
 
 
-@dataclass
-class SourceModelInfo:
+@dataclass(kw_only=True)
+class SourceModelInfo(FileInfo):
     """A REM/EM/TAP file: a classifier and the noise optimisation to run with it."""
 
     method: str  # rem | em | tap
     arch: str
     noise: dict  # NoiseSettings as a dict
-    eps_text: str
-    image_size: int = 32
-    class_names: list[str] = field(default_factory=list)
-    training: dict = field(default_factory=dict)
-    package_version: str = __version__
-    created: str = ""
     format_version: int = SOURCE_FORMAT
 
     @property
@@ -200,9 +211,11 @@ def file_method(path: Path) -> str:
     return file_metadata(path).get("method", "gue")
 
 
-def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
-    """Read and validate only the metadata of a generator or source-model file."""
-    meta = file_metadata(path)
+FILE_METHODS = ("gue", "gue-at", *NOISE_METHODS)  # the `method` values of the files this version runs
+
+
+def _header(path: Path, meta: dict) -> tuple[int, str]:
+    """The file's format version and method, refused when this version cannot read them."""
     if not ("config" in meta or "source" in meta):
         raise GeneratorFileError(f"{path} is a safetensors file but not an unlearnable protection file")
     try:
@@ -215,57 +228,57 @@ def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
             "upgrade unlearnable"
         )
     method = meta.get("method", "gue")
-    if method not in ("gue", "gue-at") + NOISE_METHODS:
+    if method not in FILE_METHODS:
         raise GeneratorFileError(
             f"{path} was made by method {method!r}, which this version cannot run "
-            f"(it runs gue, gue-at, {', '.join(NOISE_METHODS)}); upgrade unlearnable"
+            f"(it runs {', '.join(FILE_METHODS)}); upgrade unlearnable"
         )
+    return version, method
+
+
+def _shared(meta: dict, version: int) -> dict:
+    """The fields every protection file has, checked."""
+    image_size = int(meta.get("image_size", 32))
+    if not 8 <= image_size <= 4096:
+        raise ValueError(f"image_size must be 8..4096, not {image_size}")
+    training = json.loads(meta.get("training", "{}"))
+    if not isinstance(training, dict):
+        raise ValueError("training must be an object")
+    return {"image_size": image_size, "class_names": _names(json.loads(meta.get("class_names", "[]"))),
+            "training": training, "package_version": meta.get("package_version", ""), "created": meta.get("created", ""),
+            "format_version": version}
+
+
+def _source_info(meta: dict, method: str, shared: dict) -> SourceModelInfo:
+    source = json.loads(meta["source"])
+    if not isinstance(source, dict) or source.get("arch") not in VICTIMS:
+        raise ValueError(f"source.arch must be one of {', '.join(VICTIMS)}")
+    if len(shared["class_names"]) < 2:
+        raise ValueError("a source model needs at least 2 class names")
+    return SourceModelInfo(method=method, arch=source["arch"], noise=_noise(json.loads(meta["noise"]), method),
+                           eps_text=meta.get("eps", ""), **shared)
+
+
+def _generator_info(meta: dict, method: str, shared: dict) -> GeneratorInfo:
+    config = GeneratorConfig.from_dict(json.loads(meta["config"]))
+    names = shared["class_names"]
+    if config.keys is not None and config.keys.clusters != config.num_classes:
+        raise ValueError(f"the key model has {config.keys.clusters} keys, the generator {config.num_classes}")
+    if names and config.num_classes and len(names) != config.num_classes:
+        raise ValueError(f"{len(names)} class names for a generator of {config.num_classes} classes")
+    if config.num_classes and config.keys is None and not names:
+        raise ValueError("a label-aware generator without a key model needs its class names")
+    return GeneratorInfo(config=config, eps_text=meta.get("eps", repr(config.eps)), method=method,
+                         solver=meta.get("solver", "bome"), victim=meta.get("victim", ""), **shared)
+
+
+def read_info(path: Path) -> GeneratorInfo | SourceModelInfo:
+    """Read and validate only the metadata of a generator or source-model file."""
+    meta = file_metadata(path)
+    version, method = _header(path, meta)
     try:
-        class_names = _names(json.loads(meta.get("class_names", "[]")))
-        image_size = int(meta.get("image_size", 32))
-        if not 8 <= image_size <= 4096:
-            raise ValueError(f"image_size must be 8..4096, not {image_size}")
-        training = json.loads(meta.get("training", "{}"))
-        if not isinstance(training, dict):
-            raise ValueError("training must be an object")
-        if "source" in meta:
-            source = json.loads(meta["source"])
-            if not isinstance(source, dict) or source.get("arch") not in VICTIMS:
-                raise ValueError(f"source.arch must be one of {', '.join(VICTIMS)}")
-            if len(class_names) < 2:
-                raise ValueError("a source model needs at least 2 class names")
-            return SourceModelInfo(
-                method=method,
-                arch=source["arch"],
-                noise=_noise(json.loads(meta["noise"]), method),
-                eps_text=meta.get("eps", ""),
-                image_size=image_size,
-                class_names=class_names,
-                training=training,
-                package_version=meta.get("package_version", ""),
-                created=meta.get("created", ""),
-                format_version=version,
-            )
-        config = GeneratorConfig.from_dict(json.loads(meta["config"]))
-        if config.keys is not None and config.keys.clusters != config.num_classes:
-            raise ValueError(f"the key model has {config.keys.clusters} keys, the generator {config.num_classes}")
-        if class_names and config.num_classes and len(class_names) != config.num_classes:
-            raise ValueError(f"{len(class_names)} class names for a generator of {config.num_classes} classes")
-        if config.num_classes and config.keys is None and not class_names:
-            raise ValueError("a label-aware generator without a key model needs its class names")
-        return GeneratorInfo(
-            config=config,
-            eps_text=meta.get("eps", repr(config.eps)),
-            image_size=image_size,
-            class_names=class_names,
-            method=meta.get("method", "gue"),
-            solver=meta.get("solver", "bome"),
-            victim=meta.get("victim", ""),
-            training=training,
-            package_version=meta.get("package_version", ""),
-            created=meta.get("created", ""),
-            format_version=version,
-        )
+        shared = _shared(meta, version)
+        return (_source_info if "source" in meta else _generator_info)(meta, method, shared)
     except (ValueError, TypeError, KeyError) as exc:
         raise GeneratorFileError(f"{path} has damaged metadata ({exc})") from None
 

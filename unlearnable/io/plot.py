@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .images import atomic_write_bytes
+from .files import atomic_write_bytes
 
 PROTECTED, ORIGINAL = "#d62728", "#1f77b4"  # the same two colours in every picture
 PROTECTED_LABEL, ORIGINAL_LABEL = "trained on protected pictures", "trained on the originals"

@@ -20,9 +20,43 @@ from torch import nn
 from ..budget import Budget
 from ..errors import ConfigError, GeneratorFileError
 from ..io.genfile import file_method
+from ..registry import Registry
 
-# Options every method reads (parameter names of `train-generator`).
-COMMON_OPTIONS = frozenset({"fraction", "max_images"})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `train-generator` option a method reads, declared where the method lives.
+
+    The CLI makes the flag from this (``unlearnable/cli/train_cmd.py``); the method reads the
+    value as ``given[name]`` in :meth:`Method.settings` (absent when the user did not set it).
+    ``kind`` is int, float, str, bool (a flag, or a two-way switch when ``flag`` has a slash) or
+    :class:`~unlearnable.budget.Budget` (a budget such as 4/255, given already parsed).
+    """
+
+    name: str  # parameter name; the flag is --name-with-dashes unless ``flag`` says otherwise
+    kind: type
+    help: str
+    flag: str | None = None  # e.g. "--label-aware/--image-only"
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def flags(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def switch(self) -> bool:
+        """A bool that is set either way (--a/--b): off is a choice too."""
+        return self.kind is bool and "/" in self.flags
+
+
+# Options every method reads.
+COMMON = (
+    Option("fraction", float, "Train on a seeded random fraction (0-1] of the pictures.", min=0.0, max=1.0),
+    Option("max_images", int, "Train on at most this many pictures (seeded random subset).", min=1),
+)
+COMMON_OPTIONS = frozenset(o.name for o in COMMON)
 
 OnLoad = Callable[[int, int], None]  # (pictures read, pictures in all)
 OnProgress = Callable[[int, int, str], None]  # (steps done, steps in all, one line of state)
@@ -51,9 +85,15 @@ class Method:
     name: str = ""
     summary: str = ""  # one line for --help
     presets: tuple[str, ...] = ("cpu",)
-    options: frozenset[str] = frozenset()  # train-generator options read beyond COMMON_OPTIONS
+    declared: tuple[Option, ...] = ()  # train-generator options read beyond COMMON
     file_methods: tuple[str, ...] = ()  # the `method` values of the files it reads (default: its name)
     written: str = "protection file"  # what train-generator writes, in messages
+
+    @property
+    def options(self) -> frozenset[str]:
+        """The names of the options this method reads beyond COMMON (a subclass may list names
+        that another method declares)."""
+        return frozenset(o.name for o in self.declared)
 
     def check_options(self, given: dict[str, Any]) -> None:
         """Refuse options this method does not read, naming it."""
@@ -116,21 +156,16 @@ def small_cnn_encoder() -> Path | None:
     return path if isinstance(keys, dict) and keys.get("encoder") == "small-cnn" else None
 
 
-METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("method")
 
 
 def register(method: Method) -> Method:
     """Add a method to the registry (a later registration of the same name replaces it)."""
-    if not method.name:
-        raise ValueError("a method needs a name")
-    METHODS[method.name] = method
-    return method
+    return METHODS.register(method.name, method)
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[name]
+    return METHODS.get(name)
 
 
 def load_protector(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:

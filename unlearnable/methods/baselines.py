@@ -17,9 +17,10 @@ from torch import nn
 from ..budget import Budget
 from ..errors import GeneratorFileError
 from ..io.genfile import load_generator
-from .base import Method, TrainReport, register
-from .noise import NoiseSettings, defensive_noise
-from .source import SOURCE_PRESETS, source_config, train_source_file
+from ..errors import ConfigError
+from .base import Method, Option, TrainReport, register
+from ..attacks.noise import NoiseSettings, defensive_noise
+from ..training.source import SOURCE_PRESETS, SourceTrainingConfig, source_config, train_source_file
 
 
 class NoiseProtector(nn.Module):
@@ -44,24 +45,23 @@ class NoiseMethod(Method):
     presets = tuple(SOURCE_PRESETS)
     written = "source model"
 
-    def __init__(self, name: str, options: set[str], summary: str):
-        self.name, self.options, self.summary = name, frozenset(options), summary
+    def __init__(self, name: str, declared: tuple[Option, ...], summary: str):
+        self.name, self.declared, self.summary = name, declared, summary
 
-    def settings(self, preset: str, budget: Budget, image_size: int, seed: int, given: dict[str, Any]):
+    def settings(self, preset: str, budget: Budget, image_size: int, seed: int, given: dict[str, Any]) -> SourceTrainingConfig:
         self.check_options(given)
         self.check_preset(preset)
-        overrides = {"image_size": image_size, "seed": seed}
-        if given.get("iterations") is not None:
-            overrides["iterations"] = given["iterations"]
+        if given.get("epochs") is not None and given.get("iterations") is not None:
+            raise ConfigError("give --epochs or --iterations, not both (both set how long the source model trains)")
+        overrides = {k: given[k] for k in ("iterations", "epochs", "fraction", "max_images") if given.get(k) is not None}
         if given.get("adv_eps") is not None:
             overrides["adv_eps"] = given["adv_eps"].value
-        config = source_config(preset, self.name, budget.value, budget.text, **overrides)
-        return config, given.get("fraction"), given.get("max_images")
+        return source_config(preset, self.name, budget.value, budget.text, image_size=image_size, seed=seed, **overrides)
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None) -> TrainReport:
-        config, fraction, max_images = settings
+        config = settings
         step = (lambda s: on_progress(s["step"], s["steps"], f"loss {s['loss']:.3f}")) if on_progress else None
-        result = train_source_file(data_dir, out, config, device, fraction, max_images, on_load=on_load, on_step=step)
+        result = train_source_file(data_dir, out, config, device, on_load=on_load, on_step=step)
         return TrainReport(output=result["output"], images=result["images"], skipped=result["skipped"],
                            skipped_files=result["skipped_files"],
                            seconds=result["seconds"], table={"source model": config.arch},
@@ -77,6 +77,10 @@ class NoiseMethod(Method):
         return NoiseProtector(model, settings), info
 
 
-REM = register(NoiseMethod("rem", {"iterations", "adv_eps"}, "robust error-minimizing noise, per picture from a source model"))
-EM = register(NoiseMethod("em", {"iterations"}, "error-minimizing noise, per picture from a source model"))
-TAP = register(NoiseMethod("tap", set(), "targeted adversarial poisoning, per picture from a clean model"))
+_EPOCHS = Option("epochs", int, "REM, EM, TAP: source-model epochs (passes over the pictures); default from the preset.", min=1)
+_ITERATIONS = Option("iterations", int, "REM/EM: source-model SGD iterations instead of --epochs (cpu 200, paper 5000).", min=1)
+_RHO_A = Option("adv_eps", Budget, "REM: rho_a, the adversarial radius of its source-model training (default eps/2).")
+
+REM = register(NoiseMethod("rem", (_EPOCHS, _ITERATIONS, _RHO_A), "robust error-minimizing noise, per picture from a source model"))
+EM = register(NoiseMethod("em", (_EPOCHS, _ITERATIONS), "error-minimizing noise, per picture from a source model"))
+TAP = register(NoiseMethod("tap", (_EPOCHS,), "targeted adversarial poisoning, per picture from a clean model"))

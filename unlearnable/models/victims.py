@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..registry import Registry
+
 # CIFAR-10 statistics; a fixed, documented normalization is enough for every dataset we use.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -180,7 +182,7 @@ class PretrainedVictim(nn.Module):
         return self.net(x * 2 - 1)
 
 
-VICTIMS: dict[str, Callable[[int], nn.Module]] = {
+VICTIMS: Registry[Callable[[int], nn.Module]] = Registry("--arch", {
     "small-cnn": SmallCNN,
     "resnet18": ResNet18,
     "resnet50": lambda k: _torchvision("resnet50", k),
@@ -190,12 +192,8 @@ VICTIMS: dict[str, Callable[[int], nn.Module]] = {
     "wrn-28-10": lambda k: WideResNet(k, 28, 10),
     "efficientnet-lite0": lambda k: PretrainedVictim(k),  # ImageNet-pretrained, every layer fine-tuned
     "efficientnet-lite0-probe": lambda k: PretrainedVictim(k, frozen=True),  # a new last layer on frozen features
-}
+})
 
 
 def build_victim(name: str, num_classes: int) -> nn.Module:
-    from ..errors import UnlearnableError
-
-    if name not in VICTIMS:
-        raise UnlearnableError(f"unknown architecture {name!r}; choose one of: {', '.join(VICTIMS)}")
-    return VICTIMS[name](num_classes)
+    return VICTIMS.get(name)(num_classes)

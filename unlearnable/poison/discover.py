@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from ..io.images import open_picture
+from ..io.codec import open_picture
 from .config import SUFFIX
 
 

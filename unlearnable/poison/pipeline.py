@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import time
 from collections import deque
@@ -22,17 +21,11 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from ..budget import Budget
 from ..errors import DataError, GuaranteeError
-from ..io.images import (
-    Decoded,
-    Skipped,
-    atomic_write_bytes,
-    decode_image,
-    encode_image,
-    list_images,
-    no_pictures,
-    sha256_file,
-)
+from ..io.codec import Decoded, decode_image, encode_image
+from ..io.discovery import Skipped, list_images, no_pictures
+from ..io.files import atomic_write_bytes, sha256_file
 from ..methods import load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
@@ -223,33 +216,32 @@ def protect_folder(
     if not all_files:
         raise no_pictures(input_dir, special)
     protector, info = load_protector(gen_path, device)
-    levels = int(math.floor(info.eps * 255 + 1e-6))
     work_size = resolve_work_size(config.work_size, info.image_size)
     all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
     labels = _labels(info, all_rels)
     prepare_output(input_dir, out_dir)
     with OutputLock(out_dir, config.shard):
         return _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector,
-                              labels, levels, work_size, info.eps_text, on_progress, on_skip)
+                              labels, Budget(info.eps_text, info.eps), work_size, on_progress, on_skip)
 
 
 def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector, labels,
-                   levels, work_size, eps_text, on_progress, on_skip) -> PoisonResult:
+                   budget: Budget, work_size, on_progress, on_skip) -> PoisonResult:
     k, n = config.shard
     names = output_names(all_rels, config.fmt)  # over the whole folder, so shards agree on names
     files, rels = all_files[k::n], all_rels[k::n]
     partial_name, manifest_name = shard_names(k, n)
-    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": eps_text, "work_size": work_size,
+    header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": budget.text, "work_size": work_size,
               "metadata": config.metadata}
     state = State(out_dir, header, partial_name)
     special = special[k::n]  # links, devices, RAW files...: listed, counted, skipped
     total = len(files) + len(special)
     result = PoisonResult(input_dir=str(input_dir), output_dir=str(out_dir), manifest=str(out_dir / MANIFEST),
-                          files=total, budget_levels=levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size)
+                          files=total, budget_levels=budget.levels, format=config.fmt, shard=f"{k}/{n}", work_size=work_size)
     for skip in special:
         _skip(result, skip, on_skip)
     start = time.perf_counter()
-    run = _Run(protector, labels, levels, work_size, config, out_dir, names, state, result, device, total, on_progress)
+    run = _Run(protector, labels, budget.levels, work_size, config, out_dir, names, state, result, device, total, on_progress)
     try:
         todo = []
         for path, rel in zip(files, rels):
@@ -277,7 +269,7 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
     finite = [e["psnr"] for e in entries if e["psnr"] is not None]
     result.mean_psnr = sum(finite) / len(finite) if finite else None
     manifest = {"header": header, "input_dir": str(input_dir.resolve()), "generator": str(Path(gen_path).resolve()),
-                "budget_levels": levels, "shard": f"{k}/{n}", "files": entries, "skipped": result.skipped}
+                "budget_levels": budget.levels, "shard": f"{k}/{n}", "files": entries, "skipped": result.skipped}
     atomic_write_bytes(out_dir / manifest_name, json.dumps(manifest, indent=1).encode())
     os.unlink(out_dir / partial_name)
     if n > 1:

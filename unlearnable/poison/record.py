@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import DataError
-from ..io.images import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .discover import check_output_location
 
 PARTIAL = "manifest.partial.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+from ..resize import resize, scaled
 
 from .config import PoisonConfig
 
@@ -92,13 +92,11 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     h, w = x.shape[2:]
     if not work_size or min(h, w) <= work_size:
         return perturbation(generator, x, batch_keys(generator, x, known), config.tile, config.tile_overlap)
-    scale = work_size / min(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = resize(x, scaled(h, w, work_size / min(h, w)))
     keys = getattr(getattr(generator, "config", None), "keys", None)
     seen = x if keys is not None and keys.image_size > work_size else small  # keys see what they trained on
     delta = perturbation(generator, small, batch_keys(generator, seen, known), config.tile, config.tile_overlap)
-    return F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+    return resize(delta, (h, w), antialias=False)
 
 
 def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int) -> torch.Tensor:

@@ -49,6 +49,7 @@ from ..models.keys import ClusterKeys, KeyConfig
 from ..models.pretrained import PRETRAINED, check_encoder
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
+from ..registry import Registry
 from .checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -97,7 +98,7 @@ class GeneratorTrainingConfig:
 
 PAPER_BOME = BomeSettings(inner_steps=10, inner_lr=1e-3)  # the paper's T and inner step (its code: 1e-4)
 
-PRESETS = {
+PRESETS: Registry[GeneratorTrainingConfig] = Registry("--preset", {
     # 948 steps = 8 + 4 epochs of 10,000 pictures; a smaller folder gets more epochs, the same work.
     # The follower sees a grayscale copy of half the pictures (--robust grayscale): measured better
     # than none with and without the trainer's grayscale (docs/trainer.md, "Training against the trainer's preprocessing").
@@ -119,7 +120,7 @@ PRESETS = {
         label_aware=False, warmup_epochs=0, epochs=50, bome=PAPER_BOME,
         victim_lr=0.01, victim_momentum=0.0, gen_optimizer="sgd", gen_lr=0.1, augment=False,
     ),
-}
+})
 
 
 @dataclass

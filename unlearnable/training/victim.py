@@ -20,7 +20,8 @@ from ..attacks.pgd import PGD, trades_loss
 from ..augment import crop_flip
 from ..device import autocast
 from ..distributed import SINGLE, Context, SyncedOptimizer
-from ..models.victims import build_victim
+from ..models.victims import VICTIMS, build_victim
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class VictimRecipe:
     adv_steps: int = 10  # PGD steps, each of adv_eps / 4, random start
 
 
-RECIPES = {
+RECIPES: Registry[VictimRecipe] = Registry("--recipe", {
     # CPU default: small CNN, 20 epochs of cosine-annealed SGD; minutes on 2 cores.
     "quick": VictimRecipe(),
     # The GUE paper's evaluation protocol (ResNet-18, 100 epochs, decay at 75 and 90).
@@ -49,7 +50,7 @@ RECIPES = {
     "pretrained": VictimRecipe(arch="efficientnet-lite0", epochs=4, batch_size=64, lr=0.01, weight_decay=1e-4),
     # ... or trains only a new last layer on frozen features (a linear probe): a larger learning rate.
     "linear-probe": VictimRecipe(arch="efficientnet-lite0-probe", epochs=5, batch_size=128, lr=0.1, weight_decay=0.0),
-}
+})
 
 
 @dataclass
@@ -70,16 +71,12 @@ def victim_recipe(name: str, arch: str | None = None, epochs: int | None = None,
     """A named recipe with the options given; under adversarial training the paper recipe takes
     the GUE paper's protocol (lr 0.1)."""
     from ..errors import ConfigError
-    from ..models.victims import VICTIMS
 
-    if name not in RECIPES:
-        raise ConfigError(f"unknown --recipe {name!r}; choose one of {', '.join(RECIPES)}")
     if adv_loss not in ("pgd", "trades"):
         raise ConfigError(f"unknown --adv-loss {adv_loss!r}; choose pgd or trades")
     given = {k: v for k, v in (("arch", arch), ("epochs", epochs), ("batch_size", batch_size)) if v is not None}
-    recipe = replace(RECIPES[name], adv_eps=adv_eps, adv_loss=adv_loss, **given)
-    if recipe.arch not in VICTIMS:
-        raise ConfigError(f"unknown --arch {recipe.arch!r}; choose one of {', '.join(VICTIMS)}")
+    recipe = replace(RECIPES.get(name), adv_eps=adv_eps, adv_loss=adv_loss, **given)
+    VICTIMS.get(recipe.arch)  # refuses an unknown --arch, with the list
     if adv_eps > 0 and name == "paper":
         recipe = replace(recipe, lr=0.1)
     return recipe
@@ -101,6 +98,57 @@ def _lr_at(recipe: VictimRecipe, epoch: float) -> float:
     if recipe.schedule == "cosine":
         return cosine(recipe.lr, epoch, recipe.epochs)
     return step_decay(recipe.lr, epoch, recipe.milestones)
+
+
+class _Training:
+    """One victim's optimiser, adversary and sampler: :func:`train_victim` runs its epochs."""
+
+    def __init__(self, model: torch.nn.Module, recipe: VictimRecipe, num_classes: int, seed: int,
+                 device: torch.device, batch_defense: Callable | None, ctx: Context):
+        self.model = model.to(device).to(memory_format=torch.channels_last)
+        self.recipe, self.num_classes, self.device, self.batch_defense, self.ctx = recipe, num_classes, device, batch_defense, ctx
+        self.sampler = torch.Generator().manual_seed(seed)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                   weight_decay=recipe.weight_decay, nesterov=True)
+        self.step = SyncedOptimizer(self.opt, ctx)
+        self.attack = PGD(recipe.adv_eps, steps=recipe.adv_steps) if recipe.adv_eps > 0 else None
+
+    def loss(self, xb: torch.Tensor, yb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss of one batch (standard, PGD or TRADES) and the logits it came from."""
+        with autocast(self.device):
+            if self.attack is not None and self.recipe.adv_loss == "trades":
+                return trades_loss(self.model, xb, yb, self.attack, beta=1.0)
+            if self.attack is not None:
+                xb = self.attack(self.model, xb, yb)
+            logits = self.model(xb)
+            return F.cross_entropy(logits.float(), target), logits
+
+    def epoch(self, x_dev: torch.Tensor, y_dev: torch.Tensor, epoch: int) -> tuple[float, int]:
+        """One pass over uint8 pictures on the device; returns (summed loss, correct), over every process."""
+        recipe, ctx, n = self.recipe, self.ctx, len(y_dev)
+        self.model.train()
+        perm = torch.randperm(n, generator=self.sampler).to(self.device)
+        steps = math.ceil(n / recipe.batch_size)
+        loss_sum, correct = 0.0, 0
+        for i in range(steps):
+            set_lr(self.opt, _lr_at(recipe, epoch + i / steps))
+            idx = ctx.shard(perm[i * recipe.batch_size:(i + 1) * recipe.batch_size])
+            xb = x_dev[idx].float().div_(255)
+            if recipe.augment:
+                xb = crop_flip(xb, generator=self.sampler)
+            yb = target = y_dev[idx]
+            if self.batch_defense is not None:
+                xb, target = self.batch_defense(xb, F.one_hot(yb, self.num_classes).float(), self.sampler)
+            loss, logits = self.loss(xb.contiguous(memory_format=torch.channels_last), yb, target)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.step.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+        if ctx.active:  # every process ends the epoch with the same batch-norm statistics and tallies
+            ctx.mean_([b for b in self.model.buffers() if b.is_floating_point()])
+            loss_sum, correct = (v * ctx.world for v in ctx.mean_([torch.tensor([loss_sum, float(correct)])])[0].tolist())
+        return loss_sum, correct
 
 
 def train_victim(
@@ -125,56 +173,21 @@ def train_victim(
     torchrun (``ctx``) each process trains on its share of every batch, gradients averaged.
     """
     torch.manual_seed(seed)
-    sampler = torch.Generator().manual_seed(seed)
-    if model is None:
-        model = build_victim(recipe.arch, num_classes)
-    model = model.to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
-    step = SyncedOptimizer(opt, ctx)
+    run = _Training(model if model is not None else build_victim(recipe.arch, num_classes), recipe, num_classes,
+                    seed, device, batch_defense, ctx)
     x_dev, y_dev = train_x.to(device), train_y.to(device)
-    attack = PGD(recipe.adv_eps, steps=recipe.adv_steps) if recipe.adv_eps > 0 else None
-    n = len(train_y)
-    steps = math.ceil(n / recipe.batch_size)
-    history, start, seen, eval_seconds = [], time.perf_counter(), 0, 0.0
+    history, start, eval_seconds = [], time.perf_counter(), 0.0
     for epoch in range(recipe.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=sampler).to(device)
-        loss_sum, correct = 0.0, 0
-        for i in range(steps):
-            set_lr(opt, _lr_at(recipe, epoch + i / steps))
-            idx = ctx.shard(perm[i * recipe.batch_size:(i + 1) * recipe.batch_size])
-            xb = x_dev[idx].float().div_(255)
-            if recipe.augment:
-                xb = crop_flip(xb, generator=sampler)
-            yb = y_dev[idx]
-            target = yb
-            if batch_defense is not None:
-                xb, target = batch_defense(xb, F.one_hot(yb, num_classes).float(), sampler)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                if attack is not None and recipe.adv_loss == "trades":
-                    loss, logits = trades_loss(model, xb, yb, attack, beta=1.0)
-                else:
-                    if attack is not None:
-                        xb = attack(model, xb, yb)
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits.float(), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            step.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-        seen += n
-        if ctx.active:  # every process ends the epoch with the same batch-norm statistics and tallies
-            ctx.mean_([b for b in model.buffers() if b.is_floating_point()])
-            loss_sum, correct = (v * ctx.world for v in ctx.mean_([torch.tensor([loss_sum, float(correct)])])[0].tolist())
+        loss_sum, correct = run.epoch(x_dev, y_dev, epoch)
         eval_start = time.perf_counter()
-        acc = accuracy(model, test_x, test_y, device)
+        acc = accuracy(run.model, test_x, test_y, device)
         eval_seconds += time.perf_counter() - eval_start
+        n = len(train_y)
         record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n, "test_accuracy": acc}
         history.append(record)
         if on_epoch:
             on_epoch(record)
+    seen = recipe.epochs * len(train_y)
     seconds = time.perf_counter() - start
     peak = max(history, key=lambda r: r["test_accuracy"])
     return VictimResult(

@@ -22,15 +22,16 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..training.schedule import set_lr, step_decay
+from .schedule import set_lr, step_decay
 from ..attacks.pgd import PGD
 from ..augment import crop_flip
 from ..data import load_labelled
 from ..errors import UnlearnableError
 from ..io.genfile import SourceModelInfo, save_source_model
 from ..models.victims import build_victim
-from ..training.victim import VictimRecipe, train_victim
-from .noise import NoiseSettings, defensive_noise
+from .victim import VictimRecipe, train_victim
+from ..registry import Registry
+from ..attacks.noise import NoiseSettings, defensive_noise
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class SourceTrainingConfig:
     adv_eps: float | None = None  # rho_a (REM); default eps / 2, the REM paper's recommendation
     arch: str = "small-cnn"  # source model
     iterations: int = 200  # SGD steps (REM/EM); paper 5,000
+    epochs: int | None = None  # passes over the pictures instead of iterations (REM/EM), or TAP's tap_epochs
     lr_every: int = 80  # decay the learning rate x0.1 every this many iterations; paper 2,000
     batch_size: int = 128
     lr: float = 0.1
@@ -51,6 +53,12 @@ class SourceTrainingConfig:
     tap_epochs: int = 15  # TAP: epochs of clean training of the source model
     image_size: int = 32
     seed: int = 0
+    fraction: float | None = None  # train on a seeded random fraction of the pictures
+    max_images: int | None = None  # ... or at most this many
+
+    def steps_for(self, n: int) -> int:
+        """REM/EM: SGD iterations on n pictures (--epochs counts passes over them)."""
+        return self.iterations if self.epochs is None else self.epochs * math.ceil(n / self.batch_size)
 
     def noise_settings(self) -> NoiseSettings:
         """The per-batch noise optimisation `poison` runs with this source model."""
@@ -62,7 +70,7 @@ class SourceTrainingConfig:
         return NoiseSettings("rem", self.eps, self.steps, self.step_size, rho_a, self.adv_steps, self.eot)
 
 
-SOURCE_PRESETS = {
+SOURCE_PRESETS: Registry[dict[str, SourceTrainingConfig]] = Registry("--preset", {
     # minutes on a 2-core CPU: fewer iterations and inner steps than the paper (docs/methods.md, "The method family")
     "cpu": {
         "rem": SourceTrainingConfig(method="rem"),
@@ -75,7 +83,7 @@ SOURCE_PRESETS = {
         "em": SourceTrainingConfig(method="em", arch="resnet18", iterations=5000, lr_every=2000, steps=10, eot=1),
         "tap": SourceTrainingConfig(method="tap", arch="resnet18", steps=250, tap_epochs=100),
     },
-}
+})
 
 
 def source_config(preset: str, method: str, eps: float, eps_text: str, **overrides) -> SourceTrainingConfig:
@@ -95,7 +103,7 @@ def train_source(
     model = build_victim(config.arch, num_classes).to(device)
     start = time.perf_counter()
     if config.method == "tap":
-        recipe = VictimRecipe(arch=config.arch, epochs=config.tap_epochs)
+        recipe = VictimRecipe(arch=config.arch, epochs=config.epochs or config.tap_epochs)
         held = slice(0, min(1000, len(y_all)))  # progress only: accuracy on seen pictures
         per_epoch = math.ceil(len(y_all) / recipe.batch_size)
 
@@ -119,7 +127,9 @@ def _min_min_max(model, x_all, y_all, config: SourceTrainingConfig, device, on_s
     adversary = PGD(settings.adv_eps, steps=settings.adv_steps, step_size=settings.adv_eps / 5) if settings.adv_eps > 0 else None
     n = len(y_all)
     perm, pos, loss = torch.randperm(n, generator=sampler).to(device), 0, torch.zeros(())
-    for it in range(config.iterations):
+    iterations = config.steps_for(n)
+    every = max(1, round(config.lr_every * iterations / config.iterations))  # the preset's schedule, stretched
+    for it in range(iterations):
         if pos + config.batch_size > n:
             perm, pos = torch.randperm(n, generator=sampler).to(device), 0
         idx = perm[pos:pos + config.batch_size]
@@ -129,24 +139,23 @@ def _min_min_max(model, x_all, y_all, config: SourceTrainingConfig, device, on_s
         x_t = crop_flip((x + delta).clamp(0, 1), generator=sampler)
         if adversary is not None:
             x_t = adversary(model, x_t, y)
-        set_lr(opt, step_decay(config.lr, it, every=config.lr_every))
+        set_lr(opt, step_decay(config.lr, it, every=every))
         model.train()
         loss = F.cross_entropy(model(x_t).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if on_step:
-            on_step({"step": it + 1, "steps": config.iterations, "loss": loss.item()})
-    return {"iterations": config.iterations, "final_loss": loss.item(), "noise": asdict(settings)}
+            on_step({"step": it + 1, "steps": iterations, "loss": loss.item()})
+    return {"iterations": iterations, "final_loss": loss.item(), "noise": asdict(settings)}
 
 
 def train_source_file(
     data_root: Path, out: Path, config: SourceTrainingConfig, device: torch.device,
-    fraction: float | None = None, max_images: int | None = None,
     on_load: Callable[[int, int], None] | None = None, on_step: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train the source model of ``config.method`` on a labelled folder and write it to ``out``."""
-    data = load_labelled(data_root, config.image_size, limit=max_images, fraction=fraction,
+    data = load_labelled(data_root, config.image_size, limit=config.max_images, fraction=config.fraction,
                          seed=config.seed, on_progress=on_load)
     k = len(data.class_names)
     if k < 2:

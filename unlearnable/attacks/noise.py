@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.pgd import PGD
+from .pgd import PGD
 from ..augment import crop_flip
 
 

@@ -1,4 +1,5 @@
-"""Folders of real photos in, 8-bit tensors out, protected pictures back to disk.
+"""One picture file in, 8-bit tensors out, and back: decoding, encoding, and the metadata that
+travels with a picture.
 
 Every image becomes an RGB ``uint8`` tensor of shape (H, W, 3) plus, when the file had one,
 an alpha plane (H, W) that is carried through to the output untouched. EXIF orientation is
@@ -11,45 +12,19 @@ wide-gamut photo (Display P3, Adobe RGB) would look visibly different.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import math
-import os
-import stat
 import struct
-import tempfile
-import threading
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..digest import sha256_file  # noqa: F401  (re-exported: poison and the tests hash files through io.images)
 from ..errors import DataError
-
-# iPhones and many Android phones save HEIC; pillow-heif teaches Pillow to read it (a
-# dependency, registered on first use rather than at import; a broken install still runs)
-_HEIF = (".heic", ".heif") if importlib.util.find_spec("pillow_heif") else ()
-_AVIF = (".avif",) if ".avif" in Image.registered_extensions() else ()  # newer Pillow wheels
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif") + _HEIF + _AVIF
-
-# Formats a photographer keeps that this installation cannot read, with what to do about it:
-# reported as skipped, never silently passed over.
-_RAW = (".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf", ".rw2",
-        ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw", ".raw")
-UNREADABLE = {
-    **{suffix: "a camera RAW file: export it as JPEG or TIFF first" for suffix in _RAW},
-    **{suffix: "HEIC needs pillow-heif (pip install pillow-heif), or export it as JPEG"
-       for suffix in (".heic", ".heif") if suffix not in _HEIF},
-    ".jxl": "JPEG XL cannot be read here: export it as JPEG or PNG first",
-    **({} if _AVIF else {".avif": "AVIF needs a newer Pillow (pip install -U pillow)"}),
-}
+from .discovery import _HEIF
 
 # Pictures larger than this are refused as possible decompression bombs: Pillow's own
 # threshold (Image.MAX_IMAGE_PIXELS, about 89.5 megapixels, e.g. 11,500 x 7,780).
@@ -68,54 +43,6 @@ class Decoded:
     meta: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A file that could not be used, with a reason a person can act on."""
-
-    path: str
-    reason: str
-
-
-def check_folder(root: Path) -> Path:
-    """``root`` as a Path if it is an existing folder; otherwise a DataError saying what to do."""
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"folder {root} does not exist; check the path")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; pass the folder that holds your pictures")
-    return root
-
-
-def list_images(root: Path, skipped: list[Skipped] | None = None) -> list[Path]:
-    """Every regular file under ``root`` with an image suffix, recursively, in a stable order.
-
-    Broken links, folders named like pictures, devices and FIFOs (reading one could hang
-    forever), and photo formats that cannot be read here (camera RAW, ...) are left out; with
-    ``skipped`` given, each is appended to it once with a reason.
-    """
-    root = check_folder(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames + [d for d in dirnames if d.lower().endswith(IMAGE_SUFFIXES)]:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            if not name.lower().endswith(IMAGE_SUFFIXES):
-                if skipped is not None and path.suffix.lower() in UNREADABLE:
-                    skipped.append(Skipped(path.relative_to(root).as_posix(), UNREADABLE[path.suffix.lower()]))
-                continue
-            reason = _not_a_regular_file(path)
-            if reason is None:
-                found.append(path)
-            elif skipped is not None:
-                skipped.append(Skipped(path.relative_to(root).as_posix(), reason))
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    if skipped is not None:
-        skipped.sort(key=lambda s: s.path)
-    return found
-
-
 @functools.cache
 def _readers() -> None:
     """Register the readers Pillow lacks (HEIC), once."""
@@ -129,29 +56,6 @@ def open_picture(path: Path) -> Image.Image:
     """``Image.open`` with every reader this installation has (HEIC included)."""
     _readers()
     return Image.open(path)
-
-
-def no_pictures(root: Path, skipped: list[Skipped], where: str = "in ") -> DataError:
-    """The error for a folder with nothing to read, naming what was found instead if anything."""
-    readable = ", ".join(IMAGE_SUFFIXES)
-    if skipped:
-        first = skipped[0]
-        return DataError(f"no readable pictures {where}{root}: {len(skipped)} file(s) skipped, e.g. {first.path} "
-                         f"({first.reason}); readable: {readable}")
-    return DataError(f"no pictures found {where}{root} (looked for files ending in {readable})")
-
-
-def _not_a_regular_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a picture, or None if it is a regular file."""
-    try:
-        mode = path.stat().st_mode  # follows links
-    except OSError:
-        return "broken link (its target does not exist)" if path.is_symlink() else "cannot be read"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a folder named like a picture"
-    return "not a regular file (a device, FIFO or socket); reading it could hang"
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -262,49 +166,6 @@ def _icc_space(profile: bytes) -> str:
 
 def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).view(img.height, img.width, channels)
-
-
-_umask_lock = threading.Lock()
-_umask: list[int] = []
-
-
-def _file_mode() -> int:
-    """0666 under the user's umask, as open() would give (mkstemp's files are 0600)."""
-    with _umask_lock:
-        if not _umask:
-            current = os.umask(0o022)
-            os.umask(current)
-            _umask.append(current)
-    return 0o666 & ~_umask[0]
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[str]:
-    """Yield a temporary file name beside ``path``; on success it replaces ``path`` in one step.
-
-    Readers see the old file or the whole new one, never a part. On any error the temporary
-    file is removed and ``path`` is untouched. The file gets the user's usual permissions.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`), flushed to disk."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 # zlib level 1 with the run-length strategy: on a 24-megapixel photo 3.5 s instead of 16.5 s
