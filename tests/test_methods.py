@@ -162,6 +162,8 @@ def test_epochs_set_how_long_rem_em_and_tap_train(tmp_path):
     res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", "rem", "--epochs", "3",
                               "--iterations", "5", "--json"])
     assert res.exit_code == 2 and "not both" in json.loads(res.stdout)["error"]["message"]
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "data"), "--method", "em", "--epochs", "0", "--json"])
+    assert res.exit_code == 2 and "at least 1" in json.loads(res.stdout)["error"]["message"]
 
 
 def test_gue_at_and_tgda_are_recorded_in_the_file(tmp_path):

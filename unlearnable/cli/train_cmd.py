@@ -20,7 +20,6 @@ from .options import STOPPED, DeviceOpt, HelpOpt, ImageSizeOpt, JsonOpt, SeedOpt
 from .render import summary_table
 
 
-
 def _declared_options() -> dict[str, Option]:
     """Every option some registered method declares (COMMON first), one per name; a name two
     methods declare keeps the first flag and joins the help texts."""

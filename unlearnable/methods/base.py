@@ -23,7 +23,6 @@ from ..io.genfile import file_method
 from ..registry import Registry
 
 
-
 @dataclass(frozen=True)
 class Option:
     """One `train-generator` option a method reads, declared where the method lives.

@@ -15,12 +15,11 @@ import torch
 from torch import nn
 
 from ..budget import Budget
-from ..errors import GeneratorFileError
-from ..io.genfile import load_generator
-from ..errors import ConfigError
-from .base import Method, Option, TrainReport, register
 from ..attacks.noise import NoiseSettings, defensive_noise
+from ..errors import ConfigError, GeneratorFileError
+from ..io.genfile import load_generator
 from ..training.source import SOURCE_PRESETS, SourceTrainingConfig, source_config, train_source_file
+from .base import Method, Option, TrainReport, register
 
 
 class NoiseProtector(nn.Module):
@@ -53,6 +52,8 @@ class NoiseMethod(Method):
         self.check_preset(preset)
         if given.get("epochs") is not None and given.get("iterations") is not None:
             raise ConfigError("give --epochs or --iterations, not both (both set how long the source model trains)")
+        if given.get("epochs") is not None and given["epochs"] < 1:
+            raise ConfigError(f"--method {self.name} needs --epochs of at least 1, not {given['epochs']}")
         overrides = {k: given[k] for k in ("iterations", "epochs", "fraction", "max_images") if given.get(k) is not None}
         if given.get("adv_eps") is not None:
             overrides["adv_eps"] = given["adv_eps"].value

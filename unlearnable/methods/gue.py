@@ -21,16 +21,12 @@ from ..models.victims import VICTIMS
 from ..robust import ROBUST, parse_robust
 from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from ..models.pretrained import PRETRAINED
-from .base import Method, Option, TrainReport, register, small_cnn_encoder
+from .base import COMMON, Method, Option, TrainReport, register, small_cnn_encoder
 
 SOLVERS = ("bome", "tgda")
 _BOME = {"inner_steps"}  # options that go into the solvers' own settings
 _TGDA = {"leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping"}
 
-# Options copied into the settings as given (after the checks in GueMethod.settings).
-_PLAIN = ("epochs", "warmup_epochs", "batch_size", "generator", "victim", "label_aware", "luma", "block", "solver", "keys", "clusters",
-          "max_minutes",
-          "fraction", "max_images")
 
 
 DEFAULT_ENCODER = "efficientnet-lite0"
@@ -94,6 +90,10 @@ GUE_OPTIONS = (
            "paper presets: none). Adversarial training is --adv-eps."),
     Option("resume", bool, "Continue an interrupted run from <out>.ckpt (gue)."),
 )
+# Options copied into the settings as given (after the checks in GueMethod.settings): every
+# declared one but those the solvers nest, those parsed first, and resume (an argument of train).
+_PLAIN = tuple(o.name for o in (*COMMON, *GUE_OPTIONS)
+               if o.name not in _BOME | _TGDA | {"adv_eps", "encoder", "robust", "resume"})
 
 
 class GueMethod(Method):
