@@ -1,0 +1,91 @@
+"""Screenings for issue "The trainer fine-tunes a pretrained network", on a screening folder.
+
+    python examples/label_free_benchmark.py --data /tmp/cifar10 --work /tmp/scr/k10_s0 --per-class 200 \
+        --test-per-class 200 --cases B --epochs 10 --train-args "--warmup-epochs 20 --epochs 4 --seed 0"
+    python examples/trainer_screening.py --work /tmp/scr/k10_s0 --parts follower,check [--json out.json]
+
+It reuses what the first command left in ``--work``: the owner's flat folder ``B_photos``, the
+trainer's labels ``B_labels.csv``, the test folder ``test10`` and the label-free default's
+protected copy ``B_protected``.
+
+* ``follower``: trains a generator whose follower in the game is the shipped ImageNet network
+  with a trained last layer on frozen features (``--victim efficientnet-lite0-probe``), protects
+  the folder with it, and evaluates both protections with the three trainers: from scratch
+  (``quick``), linear probe and full fine-tuning (``pretrained``), each beside the originals.
+* ``check``: trains the colour-key and small-CNN-key generators the same way as the default
+  and compares, for no protection and those three, the trainer with the true labels against
+  the label-free check (``evaluate PROTECTED --clean ORIGINALS``, labels by the shipped
+  classifier): do they rank the protections alike?
+
+Nothing derived from the images is written inside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchlib import cli, remove
+
+
+def protect(work: Path, name: str, train_args: list[str]) -> Path:
+    """Train a generator on the owner's folder and protect the folder with it (reused if present)."""
+    gen, out = work / f"gen_{name}.safetensors", work / f"{name}_protected"
+    if not gen.exists():
+        cli("train-generator", str(work / "B_photos"), "--out", str(gen), *train_args)
+    if not out.exists():
+        cli("poison", str(work / "B_photos"), "--gen", str(gen), "--out", str(out), "--batch-size", "256")
+    return out
+
+
+def true_labels(work: Path, protected: Path, recipe: str, epochs: list[str]) -> dict:
+    return cli("evaluate", str(protected), "--test", str(work / "test10"), "--labels", str(work / "B_labels.csv"),
+               "--clean", str(work / "B_photos"), "--recipe", recipe, *epochs)
+
+
+def row(rows: list[dict], part: str, protection: str, trainer: str, result: dict) -> None:
+    rows.append({"part": part, "protection": protection, "trainer": trainer, "protected_accuracy": result["accuracy"],
+                 "clean_accuracy": result["clean_accuracy"], "minutes": result["_wall_seconds"] / 60,
+                 "labels": result.get("labels", "true")})
+    r = rows[-1]
+    print(f"{part:9} {protection:22} {trainer:14} {r['protected_accuracy']:8.2%} {r['clean_accuracy']:8.2%} "
+          f"{r['clean_accuracy'] - r['protected_accuracy']:+7.2%}  {r['minutes']:.1f} min", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True, help="a label_free_benchmark.py --cases B work folder")
+    ap.add_argument("--parts", default="follower,check", help="follower, check or both")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=10, help="from-scratch trainer's epochs (as the screening)")
+    ap.add_argument("--follower-args", default="--warmup-epochs 8 --epochs 2",
+                    help="train-generator options for the pretrained-follower generator")
+    ap.add_argument("--train-args", default="--warmup-epochs 20 --epochs 4",
+                    help="train-generator options for the colour and small-CNN generators (as the default's)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    work, parts, seed = args.work, args.parts.split(","), ["--seed", str(args.seed)]
+    scratch = ["--epochs", str(args.epochs)]
+    rows: list[dict] = []
+    print(f"{'part':9} {'protection':22} {'trainer':14} {'protected':>8} {'clean':>8} {'gap':>7}")
+    if "follower" in parts:
+        probe = protect(work, "probe_follower", ["--victim", "efficientnet-lite0-probe", *args.follower_args.split(), *seed])
+        for name, folder in (("default", work / "B_protected"), ("pretrained follower", probe)):
+            for recipe, extra in (("quick", scratch), ("linear-probe", []), ("pretrained", [])):
+                row(rows, "follower", name, recipe, true_labels(work, folder, recipe, extra))
+    if "check" in parts:
+        folders = {"none": work / "B_photos", "default": work / "B_protected",
+                   "colour keys": protect(work, "colour", ["--encoder", "colour", *args.train_args.split(), *seed]),
+                   "small-CNN keys": protect(work, "small_cnn", ["--encoder", "small-cnn", *args.train_args.split(), *seed])}
+        for name, folder in folders.items():
+            row(rows, "check", name, "quick, true", true_labels(work, folder, "quick", scratch))
+            checked = cli("evaluate", str(folder), "--clean", str(work / "B_photos"), *scratch)
+            row(rows, "check", name, "quick, scraper", checked)
+    if args.json:
+        remove(args.json)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
