@@ -12,8 +12,9 @@ protected copy ``B_protected``.
   with a trained last layer on frozen features (``--victim efficientnet-lite0-probe``), protects
   the folder with it, and evaluates both protections with the three trainers: from scratch
   (``quick``), linear probe and full fine-tuning (``pretrained``), each beside the originals.
-* ``check``: trains the colour-key and small-CNN-key generators the same way as the default
-  and compares, for no protection and those three, the trainer with the true labels against
+* ``check``: trains a colour-key generator (``--train-args``) and compares, for no protection,
+  the built-in generator (small-CNN keys, made on CIFAR-10 classes 0-4), the colour keys and the
+  label-free default, the trainer with the true labels against
   the label-free check (``evaluate PROTECTED --clean ORIGINALS``, labels by the shipped
   classifier): do they rank the protections alike?
 
@@ -29,13 +30,15 @@ from pathlib import Path
 from benchlib import cli, remove
 
 
-def protect(work: Path, name: str, train_args: list[str]) -> Path:
-    """Train a generator on the owner's folder and protect the folder with it (reused if present)."""
+def protect(work: Path, name: str, train_args: list[str] | None) -> Path:
+    """Train a generator on the owner's folder and protect the folder with it (both reused if
+    present); ``train_args`` None: the built-in generator."""
     gen, out = work / f"gen_{name}.safetensors", work / f"{name}_protected"
-    if not gen.exists():
+    if train_args is not None and not gen.exists():
         cli("train-generator", str(work / "B_photos"), "--out", str(gen), *train_args)
     if not out.exists():
-        cli("poison", str(work / "B_photos"), "--gen", str(gen), "--out", str(out), "--batch-size", "256")
+        given = [] if train_args is None else ["--gen", str(gen)]
+        cli("poison", str(work / "B_photos"), *given, "--out", str(out), "--batch-size", "256")
     return out
 
 
@@ -61,8 +64,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10, help="from-scratch trainer's epochs (as the screening)")
     ap.add_argument("--follower-args", default="--warmup-epochs 8 --epochs 2",
                     help="train-generator options for the pretrained-follower generator")
+    ap.add_argument("--recipes", default="quick,linear-probe,pretrained", help="trainers for the follower part")
+    ap.add_argument("--default-recipes", default=None, help="trainers for the default's folder (default: --recipes)")
     ap.add_argument("--train-args", default="--warmup-epochs 20 --epochs 4",
-                    help="train-generator options for the colour and small-CNN generators (as the default's)")
+                    help="train-generator options for the colour-key generator (as the default's)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     work, parts, seed = args.work, args.parts.split(","), ["--seed", str(args.seed)]
@@ -71,13 +76,15 @@ def main() -> None:
     print(f"{'part':9} {'protection':22} {'trainer':14} {'protected':>8} {'clean':>8} {'gap':>7}")
     if "follower" in parts:
         probe = protect(work, "probe_follower", ["--victim", "efficientnet-lite0-probe", *args.follower_args.split(), *seed])
-        for name, folder in (("default", work / "B_protected"), ("pretrained follower", probe)):
-            for recipe, extra in (("quick", scratch), ("linear-probe", []), ("pretrained", [])):
+        for name, folder, recipes in (("default", work / "B_protected", args.default_recipes or args.recipes),
+                                      ("pretrained follower", probe, args.recipes)):
+            for recipe in recipes.split(","):
+                extra = scratch if recipe == "quick" else []
                 row(rows, "follower", name, recipe, true_labels(work, folder, recipe, extra))
     if "check" in parts:
-        folders = {"none": work / "B_photos", "default": work / "B_protected",
+        folders = {"none": work / "B_photos", "built-in generator": protect(work, "builtin", None),
                    "colour keys": protect(work, "colour", ["--encoder", "colour", *args.train_args.split(), *seed]),
-                   "small-CNN keys": protect(work, "small_cnn", ["--encoder", "small-cnn", *args.train_args.split(), *seed])}
+                   "default": work / "B_protected"}
         for name, folder in folders.items():
             row(rows, "check", name, "quick, true", true_labels(work, folder, "quick", scratch))
             checked = cli("evaluate", str(folder), "--clean", str(work / "B_photos"), *scratch)

@@ -97,3 +97,18 @@ def test_demo_end_to_end_shows_a_clear_drop(tmp_path):
     result = run_demo(tmp_path / "demo", parse_budget("8/255"), CPU)
     assert result.max_change_levels <= result.budget_levels == 8
     assert result.clean_accuracy - result.protected_accuracy > 0.15
+
+
+def test_the_game_can_play_against_the_pretrained_network(tmp_path, small_set):
+    """--victim efficientnet-lite0-probe: the follower is the shipped ImageNet network with a new
+    last layer on frozen features; the generator learns through the frozen network."""
+    out = tmp_path / "g.safetensors"
+    config = replace(_tiny(keys="folders", victim="efficientnet-lite0-probe", robust=()), epochs=1)
+    torch.manual_seed(config.seed)
+    result = train_generator(small_set, out, config, CPU)
+    gen, info = load_generator(out)
+    assert result.epochs_done == 2 and info.victim == "efficientnet-lite0-probe"
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        delta = gen(x, torch.tensor([0, 1, 2, 0]))
+    assert 0 < delta.abs().max() <= 8 / 255 + 1e-7
