@@ -16,7 +16,8 @@ protected copy ``B_protected``.
   the built-in generator (small-CNN keys, made on CIFAR-10 classes 0-4), the colour keys and the
   label-free default, the trainer with the true labels against
   the label-free check (``evaluate PROTECTED --clean ORIGINALS``, labels by the shipped
-  classifier): do they rank the protections alike?
+  classifier), and against the check's labels without ``other`` (only the pictures the
+  classifier named): do they rank the protections alike?
 
 Nothing derived from the images is written inside the repository.
 """
@@ -25,9 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
+import torch
 from benchlib import cli, remove
+
+from unlearnable.scraper_labels import OTHER, scraper_labels
 
 
 def protect(work: Path, name: str, train_args: list[str] | None) -> Path:
@@ -54,6 +59,26 @@ def row(rows: list[dict], part: str, protection: str, trainer: str, result: dict
     r = rows[-1]
     print(f"{part:9} {protection:22} {trainer:14} {r['protected_accuracy']:8.2%} {r['clean_accuracy']:8.2%} "
           f"{r['clean_accuracy'] - r['protected_accuracy']:+7.2%}  {r['minutes']:.1f} min", flush=True)
+
+
+def named_only(work: Path, folders: dict[str, Path]) -> tuple[dict[str, Path], Path, Path]:
+    """The check's labels without ``other``: symlinked subsets of the pictures the classifier
+    named, the originals' subset and a labels CSV for them."""
+    named = {k: v for k, v in scraper_labels(work / "B_photos", torch.device("cpu")).labels.items() if v != OTHER}
+    base = work / "named"
+
+    def subset(src: Path, dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in src.iterdir():
+            if p.stem in named and not (dst / p.name).exists():
+                os.symlink(p.resolve(), dst / p.name)
+        return dst
+
+    base.mkdir(parents=True, exist_ok=True)
+    labels = base / "labels.csv"
+    labels.write_text("".join(f"{k},{v}\n" for k, v in named.items()))
+    subsets = {name: subset(folder, base / name.replace(" ", "_")) for name, folder in folders.items()}
+    return subsets, subset(work / "B_photos", base / "originals"), labels
 
 
 def main() -> None:
@@ -89,6 +114,10 @@ def main() -> None:
             row(rows, "check", name, "quick, true", true_labels(work, folder, "quick", scratch))
             checked = cli("evaluate", str(folder), "--clean", str(work / "B_photos"), *scratch)
             row(rows, "check", name, "quick, scraper", checked)
+        subsets, originals, labels = named_only(work, folders)
+        for name, folder in subsets.items():
+            named = cli("evaluate", str(folder), "--clean", str(originals), "--labels", str(labels), *scratch)
+            row(rows, "check", name, "scraper, named", named)
     if args.json:
         remove(args.json)
         args.json.write_text(json.dumps(rows, indent=2))
