@@ -36,14 +36,14 @@ from unlearnable.scraper_labels import OTHER, scraper_labels
 
 
 def protect(work: Path, name: str, train_args: list[str] | None) -> Path:
-    """Train a generator on the owner's folder and protect the folder with it (both reused if
-    present); ``train_args`` None: the built-in generator."""
+    """Train a generator on the owner's folder (reused if present) and protect the folder with
+    it (`poison` finishes an interrupted output and skips what is done); ``train_args`` None:
+    the built-in generator."""
     gen, out = work / f"gen_{name}.safetensors", work / f"{name}_protected"
     if train_args is not None and not gen.exists():
         cli("train-generator", str(work / "B_photos"), "--out", str(gen), *train_args)
-    if not out.exists():
-        given = [] if train_args is None else ["--gen", str(gen)]
-        cli("poison", str(work / "B_photos"), *given, "--out", str(out), "--batch-size", "256")
+    given = [] if train_args is None else ["--gen", str(gen)]
+    cli("poison", str(work / "B_photos"), *given, "--out", str(out), "--batch-size", "256")
     return out
 
 
@@ -55,7 +55,7 @@ def true_labels(work: Path, protected: Path, recipe: str, epochs: list[str]) -> 
 def row(rows: list[dict], part: str, protection: str, trainer: str, result: dict) -> None:
     rows.append({"part": part, "protection": protection, "trainer": trainer, "protected_accuracy": result["accuracy"],
                  "clean_accuracy": result["clean_accuracy"], "minutes": result["_wall_seconds"] / 60,
-                 "labels": result.get("labels", "true")})
+                 "labels": result["labels"]})
     r = rows[-1]
     print(f"{part:9} {protection:22} {trainer:14} {r['protected_accuracy']:8.2%} {r['clean_accuracy']:8.2%} "
           f"{r['clean_accuracy'] - r['protected_accuracy']:+7.2%}  {r['minutes']:.1f} min", flush=True)

@@ -104,7 +104,6 @@ def test_the_game_can_play_against_the_pretrained_network(tmp_path, small_set):
     last layer on frozen features; the generator learns through the frozen network."""
     out = tmp_path / "g.safetensors"
     config = replace(_tiny(keys="folders", victim="efficientnet-lite0-probe", robust=()), epochs=1)
-    torch.manual_seed(config.seed)
     result = train_generator(small_set, out, config, CPU)
     gen, info = load_generator(out)
     assert result.epochs_done == 2 and info.victim == "efficientnet-lite0-probe"
