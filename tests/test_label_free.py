@@ -183,7 +183,7 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
     assert res.exit_code == 1 and "no built-in generator" in res.output
 
 
-def test_train_generator_names_the_pictures_it_skipped(tmp_path):
+def test_train_generator_names_the_pictures_it_skipped_and_the_follower_it_played(tmp_path):
     flat_folder(tmp_path / "photos", per_class=4)
     (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a picture")
     res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
@@ -194,6 +194,7 @@ def test_train_generator_names_the_pictures_it_skipped(tmp_path):
     assert data["images"] == 12 and data["skipped"] == 1
     assert data["skipped_files"][0]["path"] == "broken.jpg" and "cannot decode" in data["skipped_files"][0]["reason"]
     assert "skipped broken.jpg: cannot decode" in res.stderr
+    assert "follower" in res.stderr and "small-cnn" in res.stderr  # the summary names the game's follower
 
 
 def test_keys_from_the_small_copy_are_the_keys_of_the_whole_picture(tmp_path):

@@ -16,7 +16,7 @@ from unlearnable.cli.main import app
 from unlearnable.errors import EncoderUnavailableError
 from unlearnable.io.genfile import load_generator, read_info
 from unlearnable.models import pretrained
-from unlearnable.models.keys import ClusterKeys, KeyConfig
+from unlearnable.models.keys import KEY_BATCH, ClusterKeys, KeyConfig
 from unlearnable.models.pretrained import PRETRAINED, check_encoder, load_encoder
 from unlearnable.synthetic import synthetic_images
 
@@ -139,6 +139,17 @@ def test_keys_survive_the_perturbation_and_any_size():
     big = torch.nn.functional.interpolate(x, size=(96, 96), mode="bilinear")
     assert (keys(big) == k).float().mean() >= 0.75  # the same picture, larger: mostly the same key
     assert not any(name.startswith("encoder") for name in keys.state_dict())
+
+
+def test_keys_do_not_depend_on_how_many_pictures_come_at_once():
+    """The encoder runs KEY_BATCH pictures at a time (faster on a CPU): a picture's key is the
+    same whether it comes alone or among more pictures than one batch holds."""
+    x = torch.rand(KEY_BATCH + 5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    keys = ClusterKeys.fit_kmeans(x, KeyConfig(clusters=3, image_size=64, encoder=NAME, encoder_sha256=SHA), seed=0)
+    together = keys.features(x)
+    alone = torch.cat([keys.features(x[i:i + 1]) for i in range(len(x))])
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert torch.equal(keys(x), torch.cdist(alone, keys.centres).argmin(1))
 
 
 def test_the_imagenet_keys_see_the_picture_not_the_small_copy(tmp_path, monkeypatch):

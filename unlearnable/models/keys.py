@@ -37,6 +37,7 @@ ENCODERS = (*TRAINED_ENCODERS, *PRETRAINED)  # every encoder a key model may nam
 OnProgress = Callable[[int, int], None]  # (pictures done, pictures in all)
 MAX_KEYS = 1024  # a file asking for more is refused as damaged
 MAX_GRID = 64
+KEY_BATCH = 16  # pictures per forward pass of an ImageNet encoder
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,9 @@ class ClusterKeys(nn.Module):
             embed, batch = lambda b: F.adaptive_avg_pool2d(b, self.config.grid).flatten(1), 4096
         else:  # the pretrained network is shared, not a submodule: its weights stay out of the file
             embed = (load_encoder(self.config.encoder, x.device) if self.config.pretrained else self.encoder).embed
-            batch = 256 if self.config.pretrained else 1024  # one batch at a time: large key sizes fit in memory
+            # small batches: an ImageNet network's activations at key size then stay in the CPU's
+            # caches (examples/key_speed.py measures it); large key sizes fit in memory too
+            batch = KEY_BATCH if self.config.pretrained else 1024
         out = []
         for b in x.split(batch):
             out.append(embed(fit_center(_unit(b), size)))

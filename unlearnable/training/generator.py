@@ -62,7 +62,7 @@ class GeneratorTrainingConfig:
     keys: str = "clusters"  # where y comes from: clusters (K-means, no labels needed) | folders (class sub-folders)
     clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
     encoder: str | None = None  # key features: an ImageNet encoder's name (PRETRAINED), a file with a trained encoder, or None (mean colours)
-    key_size: int = 128  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys
+    key_size: int | None = None  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys; None: the encoder's own
     victim: str = "small-cnn"  # follower architecture in the game
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
@@ -241,10 +241,14 @@ def _check_names(config: GeneratorTrainingConfig) -> None:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
 
 
+def _key_size(config: GeneratorTrainingConfig) -> int:
+    return config.key_size or PRETRAINED[config.encoder].key_size
+
+
 def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torch.device, on_load, on_keys):
     """The pictures (uint8 at the game's size), the key model and every picture's key."""
     # an ImageNet encoder finds the keys in a larger copy of each picture than the game's
-    key_size = config.key_size if config.label_aware and config.encoder in PRETRAINED else None
+    key_size = _key_size(config) if config.label_aware and config.encoder in PRETRAINED else None
     data = load_pictures(
         data_root, config.image_size, "folders" if config.keys == "folders" else "none",
         limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load, key_size=key_size,
@@ -384,7 +388,7 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
     encoder, features = None, {"image_size": config.image_size}
     if config.encoder in PRETRAINED:
         check_encoder(config.encoder)
-        features = {"image_size": config.key_size, "encoder": config.encoder,
+        features = {"image_size": _key_size(config), "encoder": config.encoder,
                     "encoder_sha256": PRETRAINED[config.encoder].sha256}
     elif config.encoder:
         source = load_keys(Path(config.encoder), device)
