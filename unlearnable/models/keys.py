@@ -8,8 +8,8 @@ colour over a ``grid`` x ``grid`` partition, standardised: no weights to downloa
 any resolution, and the same for a picture before and after protection within 8/255.
 
 With an ``encoder`` the features are a network's pooled features (centred, unit length:
-cosine K-means). ``efficientnet-lite0`` is an ImageNet-trained network installed as a
-package (:mod:`unlearnable.models.pretrained`): a file records its name and weight hash, not
+cosine K-means). ``efficientnet-lite2`` and ``-lite0`` are ImageNet-trained networks installed as
+packages (:mod:`unlearnable.models.pretrained`): a file records its name and weight hash, not
 its weights. ``small-cnn`` is a small CNN trained here (`unlearnable train-encoder`) on a
 few labelled classes; it travels inside every file that uses it. Nothing is downloaded.
 
@@ -37,7 +37,7 @@ ENCODERS = (*TRAINED_ENCODERS, *PRETRAINED)  # every encoder a key model may nam
 OnProgress = Callable[[int, int], None]  # (pictures done, pictures in all)
 MAX_KEYS = 1024  # a file asking for more is refused as damaged
 MAX_GRID = 64
-KEY_BATCH = 16  # pictures per forward pass of an ImageNet encoder
+KEY_BATCH = 8  # pictures per forward pass of an ImageNet encoder
 
 
 @dataclass(frozen=True)
