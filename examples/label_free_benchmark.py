@@ -100,15 +100,19 @@ def main() -> None:
     rows, start = [], time.perf_counter()
 
     def run(case: str, owner: Path, gen_args: list[str], targets: list[tuple[Path, Path]], labels: Path,
-            test: Path, describe: str, gen: Path | None = None) -> Path:
-        """Train (unless ``gen`` is given), protect each (source, output), evaluate with ``labels``."""
+            test: Path, describe: str, gen: Path | None = None, protected_by: dict | None = None) -> Path:
+        """Train (unless ``gen`` is given), protect each (source, output), evaluate with ``labels``.
+
+        ``protected_by``: the row of an earlier case of this run that protected the same folder with
+        the same generator; its folder is evaluated as it is instead of being protected again.
+        """
         trained = None
         if gen is None:
             gen = work / f"gen_{case}.safetensors"
             remove(gen, Path(str(gen) + ".ckpt"))
             trained = cli("train-generator", str(owner), "--out", str(gen), *gen_args, *extra)
-        changes = []
-        for src, out in targets:
+        changes = [{"max_change_levels": protected_by["max_change_levels"]}] if protected_by else []
+        for src, out in targets if protected_by is None else []:
             remove(out)
             changes.append(cli("poison", str(src), "--gen", str(gen), "--out", str(out), "--batch-size", "256"))
         prot_root = targets[0][1].parent if len(targets) > 1 else targets[0][1]
@@ -136,6 +140,7 @@ def main() -> None:
         class_tree(test_pics, test)
         gen_b = run("B", owner, [], [(owner, work / "B_protected")], labels, test,
                     "10,000 flat, no labels; trainer: true 10 labels") if "B" in cases else None
+        row_b = next((r for r in rows if r["case"] == "B"), None)
         if "B" in cases and args.defenses:
             defended = cli("defend", str(work / "B_protected"), "--test", str(test), "--labels", str(labels),
                            "--clean", str(owner), *[a for d in args.defenses.split(",") for a in ("--defense", d.strip())],
@@ -155,7 +160,7 @@ def main() -> None:
             if gen_b is None:
                 gen_b = work / "gen_B.safetensors"
             run("C", owner, [], [(owner, work / "B_protected")], labels_c, test_c,
-                "same protected folder; trainer: animals vs vehicles", gen=gen_b)
+                "same protected folder; trainer: animals vs vehicles", gen=gen_b, protected_by=row_b)
     if "D" in cases:
         seen, unseen = classes[:5], classes[5:]
         owner = None  # the generator is given, not trained here
