@@ -1,0 +1,69 @@
+"""What one step of each game phase costs: a min-min warm-up step beside a BOME outer step, one run.
+
+    python examples/step_cost.py [--steps 8] [--batch-size 128] [--json out.json]
+
+Builds the `cpu` preset's players (small U-Net, small CNN, 10 keys) on random 32x32 pictures,
+with the preset's follower view (crop+flip, then `--robust grayscale`), and times the two
+solvers' steps taking turns, so a machine that slows down during the run slows both alike.
+Prints the median seconds per step and the ratio to the min-min step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from unlearnable.augment import crop_flip
+from unlearnable.game.solvers import Bome, GameBatch, MinMin
+from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
+from unlearnable.models.victims import build_victim
+from unlearnable.robust import trainer_transforms
+from unlearnable.training.generator import PRESETS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    preset = PRESETS["cpu"]
+    solvers = {"min-min": MinMin(), "bome": Bome(preset.bome)}
+    players = {}
+    for name in solvers:
+        gen = UNetGenerator(GeneratorConfig(channels=GENERATOR_PRESETS[preset.generator], num_classes=10, eps=8 / 255))
+        victim = build_victim(preset.victim, 10)
+        players[name] = (gen, victim, torch.optim.Adam(gen.parameters(), preset.gen_lr),
+                         torch.optim.SGD(victim.parameters(), preset.victim_lr, momentum=preset.victim_momentum))
+    x = torch.rand(args.batch_size, 3, 32, 32)
+    y = torch.randint(0, 10, (args.batch_size,))
+    times: dict[str, list[float]] = {name: [] for name in solvers}
+    for step in range(args.steps + 1):  # the first round warms up and is not counted
+        for name, solver in solvers.items():
+            sampler = torch.Generator().manual_seed(step)
+            robust = trainer_transforms(tuple(preset.robust), sampler)
+            gen, victim, g_opt, v_opt = players[name]
+            start = time.perf_counter()
+            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: robust(crop_flip(t, generator=sampler)), True))
+            if step:
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["min-min"])
+    rows = {name: {"seconds_per_step": statistics.median(t), "ratio": statistics.median(t) / base}
+            for name, t in times.items()}
+    print(f"one game step, cpu preset (--robust {','.join(preset.robust) or 'none'}), batch {args.batch_size}, "
+          f"median of {args.steps} steps, {torch.get_num_threads()} threads")
+    print(f"{'phase':>8} {'s/step':>8} {'x min-min':>9}")
+    for name, r in rows.items():
+        print(f"{name:>8} {r['seconds_per_step']:>8.3f} {r['ratio']:>9.2f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
