@@ -43,3 +43,38 @@ def remove(*paths: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+
+
+def time_steps_in_turns(cases: dict, x, y, steps: int, base: str) -> dict[str, dict[str, float]]:
+    """Median seconds per game step of each case, and its ratio to case `base`.
+
+    `cases` maps a name to (solver, (generator, victim, generator optimiser, victim optimiser),
+    robust option names). The cases take turns step by step, so a machine that slows down
+    during the run slows all of them alike; the first round warms up and is not counted.
+    """
+    import statistics
+
+    import torch
+
+    from unlearnable.augment import crop_flip
+    from unlearnable.game.solvers import GameBatch
+    from unlearnable.robust import trainer_transforms
+
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for step in range(steps + 1):
+        for name, (solver, (gen, victim, g_opt, v_opt), robust) in cases.items():
+            sampler = torch.Generator().manual_seed(step)
+            view = trainer_transforms(tuple(robust), sampler)
+            start = time.perf_counter()
+            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: view(crop_flip(t, generator=sampler)), True))
+            if step:
+                times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    return {name: {"seconds_per_step": m, "ratio": m / median[base]} for name, m in median.items()}
+
+
+def write_json(path: str | None, data) -> None:
+    """Write `data` to `path` as indented JSON, when a path was given."""
+    if path:
+        with open(path, "w") as fh:
+            json.dump(data, fh, indent=2)

@@ -11,18 +11,15 @@ figure is the median step time and its ratio to `none`.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 
 import torch
 
+from benchlib import time_steps_in_turns, write_json
 from unlearnable.game.bome import BomeSettings
-from unlearnable.game.solvers import Bome, GameBatch
+from unlearnable.game.solvers import Bome
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
-from unlearnable.robust import ROBUST, trainer_transforms
-from unlearnable.augment import crop_flip
+from unlearnable.robust import ROBUST
 
 
 def main() -> None:
@@ -41,25 +38,13 @@ def main() -> None:
     x = torch.rand(args.batch_size, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
     solver = Bome(BomeSettings(inner_steps=2))
-    times: dict[str, list[float]] = {name: [] for name in settings}
-    for step in range(args.steps + 1):  # the first round warms up and is not counted
-        for name, robust in settings.items():
-            sampler = torch.Generator().manual_seed(step)
-            rt = trainer_transforms(robust, sampler)
-            gen, victim, g_opt, v_opt = players[name]
-            start = time.perf_counter()
-            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: rt(crop_flip(t, generator=sampler)), True))
-            if step:
-                times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["none"])
-    rows = {name: {"seconds_per_step": statistics.median(t), "ratio": statistics.median(t) / base} for name, t in times.items()}
+    cases = {name: (solver, players[name], robust) for name, robust in settings.items()}
+    rows = time_steps_in_turns(cases, x, y, args.steps, base="none")
     print(f"BOME outer step, cpu preset, batch {args.batch_size}, median of {args.steps} steps")
     print(f"{'--robust':>10} {'s/step':>8} {'x none':>7}")
     for name, r in rows.items():
         print(f"{name:>10} {r['seconds_per_step']:>8.2f} {r['ratio']:>7.2f}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

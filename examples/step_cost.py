@@ -11,17 +11,13 @@ Prints the median seconds per step and the ratio to the min-min step.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 
 import torch
 
-from unlearnable.augment import crop_flip
-from unlearnable.game.solvers import Bome, GameBatch, MinMin
+from benchlib import time_steps_in_turns, write_json
+from unlearnable.game.solvers import Bome, MinMin
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
-from unlearnable.robust import trainer_transforms
 from unlearnable.training.generator import PRESETS
 
 
@@ -42,27 +38,14 @@ def main() -> None:
                          torch.optim.SGD(victim.parameters(), preset.victim_lr, momentum=preset.victim_momentum))
     x = torch.rand(args.batch_size, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
-    times: dict[str, list[float]] = {name: [] for name in solvers}
-    for step in range(args.steps + 1):  # the first round warms up and is not counted
-        for name, solver in solvers.items():
-            sampler = torch.Generator().manual_seed(step)
-            robust = trainer_transforms(tuple(preset.robust), sampler)
-            gen, victim, g_opt, v_opt = players[name]
-            start = time.perf_counter()
-            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: robust(crop_flip(t, generator=sampler)), True))
-            if step:
-                times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["min-min"])
-    rows = {name: {"seconds_per_step": statistics.median(t), "ratio": statistics.median(t) / base}
-            for name, t in times.items()}
+    cases = {name: (solver, players[name], preset.robust) for name, solver in solvers.items()}
+    rows = time_steps_in_turns(cases, x, y, args.steps, base="min-min")
     print(f"one game step, cpu preset (--robust {','.join(preset.robust) or 'none'}), batch {args.batch_size}, "
           f"median of {args.steps} steps, {torch.get_num_threads()} threads")
     print(f"{'phase':>8} {'s/step':>8} {'x min-min':>9}")
     for name, r in rows.items():
         print(f"{name:>8} {r['seconds_per_step']:>8.3f} {r['ratio']:>9.2f}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":
