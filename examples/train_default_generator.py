@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT, help="where to write the generator")
     ap.add_argument("--encoder-epochs", type=int, default=15, help="small CNN encoder training epochs")
     ap.add_argument("--seed", type=int, default=0, help="seed for both steps")
-    ap.add_argument("--encoder", default="efficientnet-lite0", help="train-generator --encoder (a name or a file)")
+    ap.add_argument("--encoder", default=None, help="train-generator --encoder (a name or a file; default: train-generator's own)")
     ap.add_argument("--small-cnn-out", type=Path, default=None, help="first train the small CNN key encoder, write it here, and key the generator by it")
     ap.add_argument("--train-args", default="", help='extra train-generator options, e.g. "--robust none"')
     args = ap.parse_args()
@@ -65,8 +65,8 @@ def main() -> None:
     tmp = work / "default.safetensors"
     remove(tmp, Path(str(tmp) + ".ckpt"))
     encoder = str(args.small_cnn_out) if args.small_cnn_out is not None else args.encoder
-    gen = cli("train-generator", str(owner), "--encoder", encoder, "--out", str(tmp), "--seed", str(args.seed),
-              *args.train_args.split())
+    gen = cli("train-generator", str(owner), *(("--encoder", encoder) if encoder else ()), "--out", str(tmp),
+              "--seed", str(args.seed), *args.train_args.split())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp, args.out)
     print(f"generator: {gen['images']} pictures, {gen['steps']} steps, {gen['seconds'] / 60:.1f} min -> {args.out} "

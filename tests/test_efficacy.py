@@ -26,8 +26,9 @@ SLOW_CASES = [(0, 1), (1, 2), (2, 1), (2, 2)]
 def test_protected_pictures_teach_a_trainer_much_less(tmp_path, seed, threads):
     """The trainer trains to convergence (30 epochs of 10 steps), so the originals teach it
     every class and the gap is the protection's, not the luck of a short training. The
-    generator is the min-min warm-up alone (300 steps, `--epochs 0`): with one BOME epoch after
-    it, seed 1 at two threads and at one fell under the bar (docs/DEVELOPMENT.md, "Tests")."""
+    generator is the min-min warm-up alone (300 steps), as the `cpu` preset now trains it: with one
+    BOME epoch after it, seed 1 at two threads and at one fell under the bar (docs/DEVELOPMENT.md,
+    "Tests")."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -27,7 +27,7 @@ def test_small_folders_get_the_steps_of_a_large_one():
     cpu = PRESETS["cpu"]
     assert stretch_schedule(cpu, 10_000) == cpu  # 12 epochs x 79 steps = 948
     small = stretch_schedule(cpu, 2_000)  # 16 steps an epoch: x5
-    assert (small.warmup_epochs, small.epochs) == (40, 20)
+    assert (small.warmup_epochs, small.epochs) == (60, 0)
     assert small.total_epochs * 16 >= cpu.min_steps
     tiny = stretch_schedule(cpu, 200)  # 2 steps an epoch: capped at 150 epochs, not 474
     assert tiny.total_epochs <= 150 and tiny.total_epochs * 2 >= 288
@@ -35,6 +35,21 @@ def test_small_folders_get_the_steps_of_a_large_one():
     assert stretch_schedule(explicit, 100) == explicit
     paper_at = stretch_schedule(replace(PRESETS["paper-at"], min_steps=1000), 2560)  # 10 steps an epoch
     assert paper_at.epochs == 150 and paper_at.milestones == (120, 140)
+
+
+def test_the_cpu_preset_plays_the_game_only_when_an_option_of_the_game_asks_for_it():
+    from unlearnable.budget import parse_budget
+    from unlearnable.methods.gue import GueMethod
+
+    def schedule(**given):
+        s = GueMethod().settings("cpu", parse_budget("8/255"), 32, 0, given)
+        return s.warmup_epochs, s.epochs, s.min_steps
+
+    assert schedule() == (12, 0, 948)  # min-min alone
+    for given in ({"solver": "tgda"}, {"solver": "bome"}, {"inner_steps": 3}, {"adv_eps": parse_budget("4/255")}):
+        assert schedule(**given) == (8, 4, 948), given
+    assert schedule(adv_eps=parse_budget("0", allow_zero=True)) == (12, 0, 948)
+    assert schedule(solver="tgda", epochs=2) == (12, 2, 0)  # explicit epochs mean exactly that
 
 
 def test_writes_a_generator_with_metadata(tmp_path, small_set):

@@ -78,7 +78,9 @@ def evaluate(
         console.print(evaluate_table(result, f"{title}, {_tested_on(test, result.test_images)}", runs))
         _few_test_pictures(result.test_images)
         if result.accuracy_drop is not None:
-            console.print(f"protection costs an unauthorized trainer {result.accuracy_drop:.1%} accuracy")
+            drop = 100 * result.accuracy_drop
+            console.print(f"protection costs an unauthorized trainer {drop:.1f} points of test accuracy" if drop > 0 else
+                          f"protection did not lower the trainer's test accuracy ({-drop:+.1f} points)")
         report = save_report(result, protected_dir, report, title)
         console.print(f"report: {report} and {report.with_suffix('.png')}")
         if json_out:

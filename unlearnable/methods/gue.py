@@ -19,7 +19,7 @@ from ..io.genfile import load_generator
 from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
 from ..robust import ROBUST, parse_robust
-from ..training.generator import KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
+from ..training.generator import CPU_GAME_SCHEDULE, KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from ..models.pretrained import PRETRAINED
 from .base import COMMON, Method, Option, TrainReport, register, small_cnn_encoder
 
@@ -53,12 +53,20 @@ def encoder_choice(choice: str | None) -> str | None:
     return choice
 
 
+def _asks_for_game(given: dict[str, Any]) -> bool:
+    """An option that only the game reads: the solver, its settings, or GUE-AT's follower radius."""
+    adv = given.get("adv_eps")
+    return (any(given.get(k) is not None for k in ("solver", *_BOME, *_TGDA))
+            or (adv is not None and adv.value > 0))
+
+
 _CPU = PRESETS["cpu"]
 # train-generator's options for gue, in --help order (the CLI makes the flags from these).
 GUE_OPTIONS = (
     Option("epochs", int, f"How long to train: GUE, game epochs (BOME or TGDA); default from the preset (cpu: "
-           f"{_CPU.warmup_epochs} warm-up + {_CPU.epochs} game epochs, more on a small folder so that the run takes "
-           f"at least {_CPU.min_steps} outer steps).", min=0),
+           f"{_CPU.warmup_epochs} warm-up epochs and no game, or {CPU_GAME_SCHEDULE[0]} + {CPU_GAME_SCHEDULE[1]} with "
+           f"--solver, --adv-eps or a solver's setting; more on a small folder so that the run takes at least "
+           f"{_CPU.min_steps} outer steps).", min=0),
     Option("warmup_epochs", int, "Min-min warm-start epochs before the game; default from the preset.", min=0),
     Option("inner_steps", int, "BOME inner steps T per outer step; default from the preset.", min=1),
     Option("batch_size", int, "Images per outer step; default from the preset.", min=1),
@@ -129,6 +137,8 @@ class GueMethod(Method):
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
         if "epochs" in overrides or "warmup_epochs" in overrides:
             overrides["min_steps"] = 0  # explicit epochs mean exactly that
+        elif base.epochs == 0 and _asks_for_game(given):
+            overrides["warmup_epochs"], overrides["epochs"] = CPU_GAME_SCHEDULE
         return replace(PRESETS[preset], **overrides)
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None) -> TrainReport:
