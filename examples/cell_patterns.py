@@ -23,7 +23,7 @@ from PIL import Image
 from unlearnable.budget import parse_budget
 from unlearnable.data import load_pictures, read_label_file
 from unlearnable.io.genfile import load_keys
-from unlearnable.methods.base import default_generator
+from unlearnable.methods.base import small_cnn_encoder
 from unlearnable.models.keys import ClusterKeys, KeyConfig
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=8, help="pixels per side of a constant cell")
     ap.add_argument("--luma", action="store_true", help="one pattern for R, G and B")
     ap.add_argument("--clusters", type=int, default=10)
-    ap.add_argument("--encoder", type=Path, default=None, help="key model file (default: the built-in generator's)")
+    ap.add_argument("--encoder", type=Path, default=None, help="key model file (default: the shipped small-CNN key model)")
     ap.add_argument("--labels", type=Path, default=None, help="CSV name,class: key = true class instead of cluster")
     ap.add_argument("--eps", default="8/255")
     ap.add_argument("--size", type=int, default=32)
@@ -46,7 +46,7 @@ def main() -> None:
     if a.labels:
         key, k = pics.y, len(pics.class_names)
     else:
-        source = load_keys(a.encoder or default_generator())
+        source = load_keys(a.encoder or small_cnn_encoder())
         kc = KeyConfig(clusters=a.clusters, source="kmeans", encoder=source.config.encoder,
                        encoder_classes=source.config.encoder_classes, image_size=a.size)
         key = ClusterKeys.fit_kmeans(x, kc, seed=a.seed, encoder=source.encoder)(x)

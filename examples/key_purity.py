@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from unlearnable.augment import crop_flip
 from unlearnable.data import load_labelled
 from unlearnable.io.genfile import load_keys
-from unlearnable.methods.base import default_generator
+from unlearnable.methods.base import small_cnn_encoder
 from unlearnable.models.keys import ClusterKeys, kmeans
 
 
@@ -68,14 +68,14 @@ def self_label(keys: ClusterKeys, x: torch.Tensor, k: int, keep: float = 0.6, ep
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a labelled folder (one sub-folder per class)")
-    ap.add_argument("--keys", type=Path, default=None, help="encoder or generator file (default: the built-in generator)")
+    ap.add_argument("--keys", type=Path, default=None, help="encoder or generator file (default: the shipped small-CNN key model)")
     ap.add_argument("--clusters", type=int, default=10)
     ap.add_argument("--pca", default="", help="comma-separated numbers of principal axes")
     ap.add_argument("--self-label", type=int, default=0, help="rounds of self-labelling")
     ap.add_argument("--seeds", type=int, default=1, help="K-means starts, each printed")
     a = ap.parse_args()
     torch.manual_seed(0)
-    source = load_keys(a.keys or default_generator())
+    source = load_keys(a.keys or small_cnn_encoder())
     data = load_labelled(a.data, 32, key_size=source.config.image_size)  # as train-generator reads them
     x, y, k = data.x_keys.float() / 255, data.y, a.clusters
     config = replace(source.config, clusters=k, source="kmeans")

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,7 +177,7 @@ def test_poison_without_gen_uses_the_built_in_generator_and_says_so(tmp_path, mo
                             env={"COLUMNS": "250"})
         assert res.exit_code == 0, res.output
         said = " ".join(res.output.split())
-        assert "using the built-in generator" in said and "much less than one trained on your own pictures" in said
+        assert "using the built-in generator" in said and "it protects pictures it never saw, but less than one trained on your own pictures" in said
         assert json.loads(res.stdout)["protected"] == 6
     monkeypatch.setattr(cli_main, "default_generator", lambda: None)
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "out2")])
@@ -211,3 +212,22 @@ def test_keys_from_the_small_copy_are_the_keys_of_the_whole_picture(tmp_path):
     small = F.interpolate(x, size=(16, 22), mode="bilinear", antialias=True, align_corners=False)  # work size 16
     known = [None] * len(x)
     assert torch.equal(batch_keys(gen, small, known), batch_keys(gen, x, known))
+
+
+def test_the_shipped_files_keep_both_key_models():
+    """The built-in generator is keyed by the default ImageNet encoder, and `--encoder small-cnn`
+    still finds its small CNN (in the generator shipped before, kept beside it)."""
+    from unlearnable.io.genfile import load_keys
+    from unlearnable.methods import default_generator
+    from unlearnable.methods.base import small_cnn_encoder
+    from unlearnable.methods.gue import DEFAULT_ENCODER, encoder_choice
+
+    gen = default_generator()
+    if gen is None:  # an installation without the shipped files
+        pytest.skip("no built-in generator in this installation")
+    assert load_keys(gen).config.encoder == DEFAULT_ENCODER
+    small = encoder_choice("small-cnn")
+    assert small == str(small_cnn_encoder()) and Path(small).name != gen.name
+    keys = load_keys(Path(small))
+    assert keys.config.encoder == "small-cnn"
+    assert keys(torch.rand(3, 3, 32, 32)).shape == (3,)

@@ -25,9 +25,9 @@ def _built_in() -> Path:
         raise UnlearnableError("this installation has no built-in generator; pass --gen FILE "
                                "(make one with `unlearnable train-generator ./photos`)")
     console.print(f"using the built-in generator {gen.name} (no --gen given): trained on small pictures of five "
-                  "CIFAR-10 classes, it protects pictures unlike them little, much less than one trained on your own "
-                  "pictures (docs/label-free.md, 'The built-in generator'); for real protection: "
-                  "unlearnable train-generator ./photos")
+                  "CIFAR-10 classes with keys from ImageNet features, it protects pictures it never saw, but less than "
+                  "one trained on your own pictures (docs/label-free.md, 'The built-in generator'); for the strongest "
+                  "protection: unlearnable train-generator ./photos")
     return gen
 
 

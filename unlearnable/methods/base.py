@@ -131,28 +131,37 @@ class Method:
 
 
 DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
+# The built-in generator shipped until 2026-12-03, kept for its small-CNN key model (--encoder small-cnn);
+# made by the same script with --small-cnn-out.
+SMALL_CNN_GENERATOR = "small-cnn.safetensors"
+
+
+def _shipped(name: str) -> Path | None:
+    path = Path(str(resources.files("unlearnable") / "generators" / name))
+    return path if path.is_file() else None
 
 
 def default_generator() -> Path | None:
     """The generator that ships with the package, or None when this installation has none."""
-    path = Path(str(resources.files("unlearnable") / "generators" / DEFAULT_GENERATOR))
-    return path if path.is_file() else None
+    return _shipped(DEFAULT_GENERATOR)
 
 
 def small_cnn_encoder() -> Path | None:
-    """The file whose small-CNN key model ``--encoder small-cnn`` uses: the built-in generator's
-    keys while they are small-CNN ones (a keyed generator is an encoder file too), else None."""
+    """The file whose small-CNN key model ``--encoder small-cnn`` uses: the first shipped generator
+    keyed by small-CNN features (a keyed generator is an encoder file too), else None."""
     import json
 
     from safetensors import safe_open
 
-    path = default_generator()
-    if path is None:
-        return None
-    with safe_open(str(path), framework="pt") as fh:
-        config = json.loads((fh.metadata() or {}).get("unlearnable.config", "{}"))
-    keys = config.get("keys") if isinstance(config, dict) else None
-    return path if isinstance(keys, dict) and keys.get("encoder") == "small-cnn" else None
+    for path in (_shipped(DEFAULT_GENERATOR), _shipped(SMALL_CNN_GENERATOR)):
+        if path is None:
+            continue
+        with safe_open(str(path), framework="pt") as fh:
+            config = json.loads((fh.metadata() or {}).get("unlearnable.config", "{}"))
+        keys = config.get("keys") if isinstance(config, dict) else None
+        if isinstance(keys, dict) and keys.get("encoder") == "small-cnn":
+            return path
+    return None
 
 
 METHODS: Registry[Method] = Registry("method")
