@@ -6,7 +6,7 @@ Label-free protection plants one pattern per cluster, so it can only cost a trai
 as the clusters follow the trainer's classes. This prints the *purity* of K-means clusters
 (the share of pictures that belong to their cluster's most common class) of a labelled
 folder, in the features of ``--keys`` (an encoder file or a generator file with a key model;
-default: the built-in generator's). The labels are used only to score.
+default: the shipped small-CNN key model). The labels are used only to score.
 
 * ``--pca``: the same K-means on the features projected on their first N principal axes.
 * ``--self-label R``: R rounds of fine-tuning the encoder to predict its own clusters (the
