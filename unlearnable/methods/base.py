@@ -131,9 +131,6 @@ class Method:
 
 
 DEFAULT_GENERATOR = "default.safetensors"  # in unlearnable/generators/, made by examples/train_default_generator.py
-# The built-in generator shipped until 2026-12-03, kept for its small-CNN key model (--encoder small-cnn);
-# made by the same script with --small-cnn-out.
-SMALL_CNN_GENERATOR = "small-cnn.safetensors"
 
 
 def _shipped(name: str) -> Path | None:
@@ -147,21 +144,19 @@ def default_generator() -> Path | None:
 
 
 def small_cnn_encoder() -> Path | None:
-    """The file whose small-CNN key model ``--encoder small-cnn`` uses: the first shipped generator
-    keyed by small-CNN features (a keyed generator is an encoder file too), else None."""
+    """The file whose small-CNN key model ``--encoder small-cnn`` uses: the built-in generator
+    while its keys are small-CNN ones (a keyed generator is an encoder file too), else None."""
     import json
 
     from safetensors import safe_open
 
-    for path in (_shipped(DEFAULT_GENERATOR), _shipped(SMALL_CNN_GENERATOR)):
-        if path is None:
-            continue
-        with safe_open(str(path), framework="pt") as fh:
-            config = json.loads((fh.metadata() or {}).get("unlearnable.config", "{}"))
-        keys = config.get("keys") if isinstance(config, dict) else None
-        if isinstance(keys, dict) and keys.get("encoder") == "small-cnn":
-            return path
-    return None
+    path = default_generator()
+    if path is None:
+        return None
+    with safe_open(str(path), framework="pt") as fh:
+        config = json.loads((fh.metadata() or {}).get("unlearnable.config", "{}"))
+    keys = config.get("keys") if isinstance(config, dict) else None
+    return path if isinstance(keys, dict) and keys.get("encoder") == "small-cnn" else None
 
 
 METHODS: Registry[Method] = Registry("method")

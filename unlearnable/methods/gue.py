@@ -43,8 +43,9 @@ def encoder_choice(choice: str | None) -> str | None:
     if choice in ("small-cnn", "builtin"):
         found = small_cnn_encoder()
         if found is None:
-            raise ConfigError("this installation has no small-cnn encoder file; use --encoder "
-                              f"{DEFAULT_ENCODER}, colour or a file from `unlearnable train-encoder`")
+            raise ConfigError("the built-in generator no longer carries a small-cnn encoder; make one with "
+                              "`unlearnable train-encoder LABELLED_DIR` and pass --encoder FILE, or use --encoder "
+                              f"{DEFAULT_ENCODER} or colour")
         return str(found)
     if choice == "colour":
         return None
