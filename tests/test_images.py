@@ -1,5 +1,7 @@
 import io
 
+import numpy as np
+
 import pytest
 from PIL import Image
 
@@ -134,3 +136,48 @@ def test_jpeg_keeps_colour_detail_at_full_resolution():
             dec = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.int64))
         kept[sampling] = ((dec - 128) * d).sum().item() / (d * d).sum().item()
     assert kept[0] > 0.3 and kept[0] > 1.5 * kept[2], kept  # measured 0.35 against 0.20
+
+
+@pytest.mark.parametrize("gray,alpha", [(False, False), (False, True), (True, False), (True, True)])
+def test_png_is_lossless_in_every_mode_and_carries_its_metadata(gray, alpha):
+    """The fast PNG writer: every pixel back exactly, in Pillow, with the profile, EXIF and XMP before the pixels."""
+    import torch
+    from PIL import ImageCms
+
+    g = torch.Generator().manual_seed(1)
+    rgb = torch.randint(0, 256, (37, 53, 3), generator=g, dtype=torch.uint8)
+    if gray:
+        rgb = rgb[..., :1].expand(-1, -1, 3).contiguous()
+    a = torch.randint(0, 256, (37, 53), generator=g, dtype=torch.uint8) if alpha else None
+    exif = Image.Exif()
+    exif[0x8298] = "(c) Jane Doe"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    meta = {"exif": exif.tobytes(), "xmp": b"<x:xmpmeta>Jane Doe</x:xmpmeta>", "icc_profile": icc}
+    data = codec.encode_image(rgb, a, "png", gray=gray, meta=meta)
+    kinds = [kind for kind, _ in codec._png_chunks(data)]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and {b"eXIf", b"iTXt"} <= set(kinds[:kinds.index(b"IDAT")])
+    assert (b"iCCP" in kinds) == (not gray)  # an RGB profile is not written into a grayscale file
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        assert img.mode == ("L" if gray else "RGB") + ("A" if alpha else "")
+        back = torch.from_numpy(np.asarray(img).copy()).reshape(37, 53, -1)
+        assert img.getexif()[0x8298] == "(c) Jane Doe" and "Jane Doe" in img.info["XML:com.adobe.xmp"]
+        assert img.info.get("icc_profile") == (None if gray else icc)
+    assert torch.equal(back[..., 0 if gray else slice(0, 3)], rgb[..., 0] if gray else rgb)
+    if alpha:
+        assert torch.equal(back[..., -1], a)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_the_check_decodes_what_was_written_as_pillow_does(mode):
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    bands = len(mode)
+    arr = torch.randint(0, 256, (9, 11, bands), generator=g, dtype=torch.uint8).numpy()
+    img = Image.fromarray(arr[..., 0] if bands == 1 else arr, mode)
+    for fmt in ("png", "webp") if mode in ("RGB", "RGBA") else ("png",):
+        data = codec._save(img, fmt, 100, {})
+        with Image.open(io.BytesIO(data)) as back:
+            expected = torch.from_numpy(np.asarray(back.convert("RGB")).copy())
+        assert torch.equal(codec.decode_written(data), expected)

@@ -243,6 +243,7 @@ def test_integer_budget_and_comparison_match_the_float_reference():
     a = torch.randint(0, 256, (60, 80, 3), dtype=torch.uint8, generator=g)
     delta = torch.randn(3, 60, 80, generator=g) * 0.05
     out = apply_budget(a, delta, 8)
+    assert torch.equal(apply_budget(a, delta, 8, rows=7), out)  # row blocks that do not divide the height
     ref = (a.float() + (delta.permute(1, 2, 0) * 255).clamp(-8, 8)).round().clamp(0, 255).to(torch.uint8)
     assert (out.int() - a.int()).abs().max() <= 8
     assert (out.int() - ref.int()).abs().max() <= 1 and (out != ref).float().mean() < 1e-3  # float ties only

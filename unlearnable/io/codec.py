@@ -168,11 +168,13 @@ def _tensor(img: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).view(img.height, img.width, channels)
 
 
-# zlib level 1 with the run-length strategy: on a 24-megapixel photo 3.5 s instead of 16.5 s
-# at Pillow's default (level 6), for a file 17% larger on a smooth picture and smaller than
-# level 6's on a textured one (docs/scaling.md, "Streaming, shards and torchrun"). PNG stays lossless at every setting.
+# PNG is written by imagecodecs (libpng) with zlib level 1, the run-length strategy and the
+# Sub filter on every row, the fast setting libpng's own documentation gives: several times
+# faster than Pillow's encoder, which tries every filter on every row, for a file of about the
+# same size (docs/results.md, "Writing PNG"). PNG stays lossless at every setting.
 PNG_COMPRESS_LEVEL = 1
 PNG_STRATEGY = 3  # zlib Z_RLE
+PNG_FILTER = 16  # libpng's PNG_FILTER_SUB
 
 
 def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png", quality: int = 95,
@@ -183,21 +185,22 @@ def encode_image(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str = "png"
     ``meta``: colour profile, EXIF and XMP to embed (see :func:`_metadata`); a profile
     whose colour space does not match the written pixels is left out.
     """
-    h, w, _ = rgb.shape
     planes = rgb[..., :1] if gray else rgb
     data = planes if alpha is None else torch.cat([planes, alpha.unsqueeze(-1)], dim=-1)
     mode = ("L" if gray else "RGB") if alpha is None else ("LA" if gray else "RGBA")
-    img = Image.frombytes(
-        mode, (w, h), data.contiguous().cpu().numpy().tobytes()
-    )
+    pixels = data.cpu().numpy()
+    pixels = pixels[..., 0] if pixels.shape[2] == 1 else pixels
+    if fmt not in ("png", "jpeg", "webp"):
+        raise DataError(f"unknown output format {fmt!r}; use png, jpeg or webp")
+    if fmt == "png":
+        return _png(pixels, mode, _embedded(meta or {}, mode, fmt))
+    img = Image.fromarray(np.ascontiguousarray(pixels))  # mode from the shape: L, LA, RGB or RGBA
     if fmt in ("jpeg", "webp") and mode == "LA":
         img = img.convert("RGBA")  # neither encoder takes LA
     if fmt == "jpeg":
         img = img.convert("L" if mode == "L" else "RGB")
     elif fmt == "webp" and mode == "L":
         img = img.convert("RGB")  # WebP stores colour; say so to the profile check below
-    if fmt not in ("png", "jpeg", "webp"):
-        raise DataError(f"unknown output format {fmt!r}; use png, jpeg or webp")
     options = _embedded(meta or {}, img.mode, fmt)
     try:
         return _save(img, fmt, quality, options)
@@ -231,11 +234,56 @@ def _embedded(meta: dict, mode: str, fmt: str) -> dict:
 JPEG_SUBSAMPLING = 0
 
 
+def _png(pixels: np.ndarray, mode: str, options: dict) -> bytes:
+    """uint8 ``pixels`` (H, W) or (H, W, bands) of ``mode`` as PNG: by imagecodecs, the metadata chunks as Pillow writes them.
+
+    Pillow writes the colour profile, EXIF and XMP of a 1x1 picture of the same mode; those
+    chunks go in after our IHDR, where Pillow puts them too (the PNG standard wants them
+    before the first IDAT).
+    """
+    import imagecodecs
+
+    data = imagecodecs.png_encode(np.ascontiguousarray(pixels), level=PNG_COMPRESS_LEVEL, strategy=PNG_STRATEGY, filter=PNG_FILTER)
+    if not options:
+        return data
+    probe = io.BytesIO()
+    Image.new(mode, (1, 1)).save(probe, format="PNG", **options)
+    extra = b"".join(chunk for kind, chunk in _png_chunks(probe.getvalue()) if kind not in (b"IHDR", b"IDAT", b"IEND"))
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 bytes and CRC
+    return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def decode_written(data: bytes) -> torch.Tensor:
+    """The RGB pixels (H, W, 3) of a file this run encoded, decoded again to check it.
+
+    PNG by libpng (imagecodecs, faster than Pillow's decoder), JPEG and WebP by Pillow; gray
+    pictures come back with their one channel in all three, alpha is left out.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        import imagecodecs
+
+        arr = imagecodecs.png_decode(data)
+        arr = arr[..., None] if arr.ndim == 2 else arr
+        arr = np.repeat(arr[..., :1], 3, axis=2) if arr.shape[2] <= 2 else arr[..., :3]
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    with Image.open(io.BytesIO(data)) as img:
+        return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy())
+
+
+def _png_chunks(data: bytes):
+    """(type, whole chunk) of each chunk of a PNG file, in order."""
+    at = 8
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        yield data[at + 4:at + 8], data[at:at + 12 + length]
+        at += 12 + length
+
+
 def _save(img: Image.Image, fmt: str, quality: int, options: dict) -> bytes:
     out = io.BytesIO()
     if fmt == "png":
-        img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY, **options)
-    elif fmt == "jpeg":
+        return _png(np.asarray(img), img.mode, options)
+    if fmt == "jpeg":
         img.save(out, format="JPEG", quality=quality, **{"subsampling": JPEG_SUBSAMPLING, **options})
     else:
         img.save(out, format=fmt.upper(), quality=quality, **options)

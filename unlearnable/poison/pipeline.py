@@ -8,7 +8,6 @@ and written behind are bounded in pixels too, so memory does not grow with the f
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -19,11 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image
 
 from ..budget import Budget
 from ..errors import DataError, GuaranteeError
-from ..io.codec import Decoded, decode_image, encode_image
+from ..io.codec import Decoded, decode_image, decode_written, encode_image
 from ..io.discovery import Skipped, list_images, no_pictures
 from ..io.files import atomic_write_bytes, sha256_file
 from ..methods import load_protector
@@ -73,13 +71,6 @@ class _Prefetcher:
             yield future.result()
 
 
-def _decode_bytes(data: bytes) -> torch.Tensor:
-    import numpy as np
-
-    with Image.open(io.BytesIO(data)) as img:
-        return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy())
-
-
 def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels: int, config: PoisonConfig,
                 out_dir: Path, name: str) -> dict:
     """Budget, encode, decode again, check, write atomically; the manifest entry (worker thread)."""
@@ -87,7 +78,7 @@ def _finish_one(rel: str, digest: str, dec: Decoded, delta: torch.Tensor, levels
         delta = delta.mean(0, keepdim=True).expand_as(delta)
     protected = apply_budget(dec.rgb, delta, levels)
     data = encode_image(protected, dec.alpha, config.fmt, config.quality, gray=dec.gray, meta=dec.meta)
-    written = _decode_bytes(data)
+    written = decode_written(data)
     change, quality = compare(written, dec.rgb)
     if change > levels and config.fmt == "png":
         raise GuaranteeError(f"{rel}: a pixel would move {change} levels, over the budget of {levels}; nothing was written")
