@@ -88,9 +88,10 @@ def test_cli_bad_defense_is_one_line(tmp_path):
 
 def test_a_blur_strips_a_checkerboard_protection_end_to_end(tmp_path):
     """A protection made of a one-pixel checkerboard whose colour is the class really lowers
-    accuracy, and `defend` shows the 3x3 Gaussian filter stripping it (its 1-2-1 kernel sums a
-    checkerboard to exactly zero, so both trainings see the same pictures): the matrix
-    measures what a defense does, not just that it runs."""
+    accuracy, and `defend` shows the 3x3 Gaussian filter stripping it: its 1-2-1 kernel sums a
+    checkerboard to zero (reflect padding included), so the blurred protected pictures are the
+    blurred originals but for rounding, and the matrix measures what a defense does, not just
+    that it runs."""
     from unlearnable.synthetic import write_folder
 
     from .conftest import gratings
@@ -102,6 +103,10 @@ def test_a_blur_strips_a_checkerboard_protection_end_to_end(tmp_path):
     hue = (hue / hue.abs().amax(1, keepdim=True) * 8).round()  # whole levels, at most 8
     checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2 - 1
     protected = (x.float() + hue[:, :, None, None] * checker).clamp(0, 255).to(torch.uint8)
+    gaussian = build_defenses(["gaussian"])[0]
+    moved = (gaussian.purify(protected).int() - gaussian.purify(x).int()).abs()
+    # the same pictures but for rounding to whole levels and a few clamped pixels (measured: 1.1%, by 2 at most)
+    assert moved.max() <= 2 and (moved > 0).float().mean() < 0.02
     write_folder(tmp_path / "clean", x, y, names)
     write_folder(tmp_path / "prot", protected, y, names)
     write_folder(tmp_path / "test", *gratings(20, seed=1), names)
@@ -110,7 +115,10 @@ def test_a_blur_strips_a_checkerboard_protection_end_to_end(tmp_path):
                           build_defenses(["none", "gaussian"]), config, torch.device("cpu"))
     none, blur = result.rows
     assert none.protection_kept >= 0.15, (none.protected_accuracy, none.clean_accuracy)
-    # measured: none 36.88% vs 71.25%; blur 21.88% vs 23.13% (the gratings partly survive it;
-    # chance is 12.5%, so the originals still teach something the protection no longer hides)
+    # chance is 12.5%: the blurred originals still teach something, and the protection no longer
+    # hides it. The two blurred trainings' inputs differ by that rounding alone, which ten epochs
+    # amplify to a few of the 160 test pictures (1.25 points at 2 threads, 5.0 at 1), so the
+    # bound is a quarter of the protection without the blur (about 35 points)
     assert blur.clean_accuracy >= 0.18
-    assert abs(blur.protection_kept) <= 0.02, (blur.protected_accuracy, blur.clean_accuracy)
+    assert abs(blur.protection_kept) <= none.protection_kept / 4, (blur.protected_accuracy, blur.clean_accuracy,
+                                                                   none.protection_kept)
