@@ -1,11 +1,14 @@
 """What one step of each game phase costs: a min-min warm-up step beside a BOME outer step, one run.
 
     python examples/step_cost.py [--steps 8] [--batch-size 128] [--json out.json]
+    python examples/step_cost.py --memory-formats    # the min-min step with the players contiguous and channels-last
 
 Builds the `cpu` preset's players (small U-Net, small CNN, 10 keys) on random 32x32 pictures,
 with the preset's follower view (crop+flip, then `--robust grayscale`), and times the two
 solvers' steps taking turns, so a machine that slows down during the run slows both alike.
-Prints the median seconds per step and the ratio to the min-min step.
+Prints the median seconds per step and the ratio to the min-min step. With
+``--memory-formats`` the two cases are instead the min-min step with both players' weights
+in PyTorch's default (contiguous) layout and in the channels-last layout.
 """
 
 from __future__ import annotations
@@ -26,25 +29,29 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--memory-formats", action="store_true", help="compare contiguous and channels-last players")
     args = ap.parse_args()
     torch.manual_seed(0)
     preset = PRESETS["cpu"]
-    solvers = {"min-min": MinMin(), "bome": Bome(preset.bome)}
+    solvers = ({"contiguous": MinMin(), "channels-last": MinMin()} if args.memory_formats
+               else {"min-min": MinMin(), "bome": Bome(preset.bome)})
     players = {}
     for name in solvers:
         gen = UNetGenerator(GeneratorConfig(channels=GENERATOR_PRESETS[preset.generator], num_classes=10, eps=8 / 255))
         victim = build_victim(preset.victim, 10)
+        if name == "channels-last":
+            gen, victim = (m.to(memory_format=torch.channels_last) for m in (gen, victim))
         players[name] = (gen, victim, torch.optim.Adam(gen.parameters(), preset.gen_lr),
                          torch.optim.SGD(victim.parameters(), preset.victim_lr, momentum=preset.victim_momentum))
     x = torch.rand(args.batch_size, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
     cases = {name: (solver, players[name], preset.robust) for name, solver in solvers.items()}
-    rows = time_steps_in_turns(cases, x, y, args.steps, base="min-min")
+    rows = time_steps_in_turns(cases, x, y, args.steps, base=next(iter(solvers)))
     print(f"one game step, cpu preset (--robust {','.join(preset.robust) or 'none'}), batch {args.batch_size}, "
           f"median of {args.steps} steps, {torch.get_num_threads()} threads")
-    print(f"{'phase':>8} {'s/step':>8} {'x min-min':>9}")
+    print(f"{'case':>13} {'s/step':>8} {'ratio':>6}")
     for name, r in rows.items():
-        print(f"{name:>8} {r['seconds_per_step']:>8.3f} {r['ratio']:>9.2f}")
+        print(f"{name:>13} {r['seconds_per_step']:>8.3f} {r['ratio']:>6.2f}")
     write_json(args.json, rows)
 
 

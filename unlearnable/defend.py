@@ -28,6 +28,7 @@ class DefendConfig:
     image_size: int = 32  # pixels
     export: Path | None = None  # write the purified protected pictures here, one folder per defense
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
+    auto_labels: str = "imagenet"  # with no labels: imagenet (a scraper's) or clusters (scraper_labels.py)
 
 
 @dataclass
@@ -72,7 +73,8 @@ def run_defenses(
     on_labels: Callable[[int, int], None] | None = None,
 ) -> DefendResult:
     size = config.image_size
-    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels)
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels,
+                                          config.auto_labels)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     rows = []

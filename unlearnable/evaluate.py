@@ -39,6 +39,7 @@ class EvaluationConfig:
     protect_ratio: float = 1.0  # share of the training pictures that are protected, 0-1
     clean_extra: Path | None = None  # further clean labelled pictures added to every training set
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
+    auto_labels: str = "imagenet"  # with no labels: imagenet (a scraper's) or clusters (scraper_labels.py)
 
 
 @dataclass
@@ -124,7 +125,8 @@ def evaluate_protection(
         raise DataError(f"--protect-ratio {ratio} must be between 0 and 1")
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
-    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels)
+    labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels,
+                                          config.auto_labels)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None

@@ -31,6 +31,7 @@ ImageSizeOpt = typer.Option(32, "--image-size", min=8, help="Training resolution
 # the trainer's side (evaluate, defend)
 TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json); without one, the originals of a held-out fifth of the pictures (needs --clean).")
 LabelsOpt = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it).")
+AutoLabelsOpt = typer.Option("imagenet", "--auto-labels", help="With no labels at all (no --labels, no class sub-folders; --clean and no --test): imagenet labels the originals by the shipped ImageNet classifier's top-1 class, as a scraper would; clusters by 10 K-means clusters of its features, a stand-in for a trainer's classes that also works on pictures the classifier cannot name (docs/trainer.md).")
 ArchOpt = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe.")
 RecipeOpt = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN from scratch, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training; pretrained: fine-tunes every layer of the shipped ImageNet network; linear-probe: trains only a new last layer on its frozen features).")
 EpochsOpt: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs; default from the recipe.")
@@ -45,13 +46,22 @@ def setup(seed: int, device: str) -> tuple[torch.device, distributed.Context]:
     return dev, distributed.from_env(dev)
 
 
+def auto_labels_option(value: str) -> str:
+    """--auto-labels checked: a usage error (exit 2) names the choices."""
+    from ..scraper_labels import AUTO_LABELS
+
+    if value not in AUTO_LABELS:
+        raise typer.BadParameter(f"--auto-labels {value!r}: use {' or '.join(AUTO_LABELS)}")
+    return value
+
+
 def labelling_progress(bar):
     """A progress task for labelling the originals as a scraper would, made when it starts."""
     task: list[int] = []
 
     def on_labels(done: int, total: int) -> None:
         if not task:
-            task.append(bar.add_task("labelling the originals (ImageNet classifier)", total=total, info=""))
+            task.append(bar.add_task("labelling the originals (ImageNet network)", total=total, info=""))
         bar.update(task[0], completed=done, total=total)
 
     return on_labels

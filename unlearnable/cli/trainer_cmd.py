@@ -12,8 +12,9 @@ from ..evaluate import EvaluationConfig, evaluate_protection, save_report, train
 from ..project import remember, training_folders
 from ..training.victim import victim_recipe
 from .common import budget_option, console, emit_json, error_boundary, progress_bar
-from .options import (STOPPED, ArchOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSizeOpt, JsonOpt, LabelsOpt,
-                      RecipeOpt, SeedOpt, TestOpt, labelling_progress, setup, training_callbacks)
+from .options import (STOPPED, ArchOpt, AutoLabelsOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSizeOpt, JsonOpt, LabelsOpt,
+                      RecipeOpt, SeedOpt, TestOpt, auto_labels_option, labelling_progress, setup,
+                      training_callbacks)
 from .render import defend_table, evaluate_table
 
 
@@ -45,6 +46,7 @@ def evaluate(
     adv_loss: str = typer.Option("pgd", "--adv-loss", help="Adversarial training loss: pgd (Madry, 10 steps of eps/4) or trades (beta 1)."),
     protect_ratio: float = typer.Option(1.0, "--protect-ratio", min=0.0, max=1.0, help="Share (0-1) of training pictures that are protected; the rest are the --clean originals."),
     labels: Optional[Path] = LabelsOpt,
+    auto_labels: str = AutoLabelsOpt,
     clean_extra: Optional[Path] = typer.Option(None, "--clean-extra", help="Further clean labelled pictures added to every training set."),
     arch: Optional[str] = ArchOpt,
     recipe: str = RecipeOpt,
@@ -65,7 +67,8 @@ def evaluate(
         rec = victim_recipe(recipe, arch, epochs, batch_size, adv.value, adv_loss)
         dev, ctx = setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
-                                  protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels)
+                                  protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels,
+                                  auto_labels=auto_labels_option(auto_labels))
         with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
             result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx,
@@ -95,6 +98,7 @@ def defend(
     sweep: bool = typer.Option(False, "--sweep", metavar="", help="Run JPEG at qualities 10, 30, 50, 70 and 90 instead of 10 only."),
     adv_eps: str = typer.Option("8/255", "--adv-eps", help="L-inf radius of the adversarial-training defense, e.g. 8/255."),
     labels: Optional[Path] = LabelsOpt,
+    auto_labels: str = AutoLabelsOpt,
     export: Optional[Path] = typer.Option(None, "--export", help="Write the purified protected pictures here, one folder per defense."),
     arch: Optional[str] = ArchOpt,
     recipe: str = RecipeOpt,
@@ -114,7 +118,8 @@ def defend(
         protected_dir, test, clean = _folders(protected_dir, test, clean)
         rec = victim_recipe(recipe, arch, epochs)
         dev, ctx = setup(seed, device)
-        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels)
+        config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels,
+                              auto_labels=auto_labels_option(auto_labels))
         with progress_bar("defending", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
             result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx,
