@@ -13,11 +13,16 @@ from .conftest import flat_folder, make_generator
 runner = CliRunner()
 
 
-def test_evaluate_a_flat_folder_with_no_labels_names_the_labels_it_used(tmp_path):
+def _protected_flat_folder(tmp_path) -> None:
+    """tmp_path/photos: 60 pictures of 4 classes in one flat folder; tmp_path/prot: protected."""
     flat_folder(tmp_path / "photos", n_classes=4, per_class=15, size=32)
     gen = make_generator(tmp_path / "gen.safetensors")
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(gen), "--out", str(tmp_path / "prot")])
     assert res.exit_code == 0, res.output
+
+
+def test_evaluate_a_flat_folder_with_no_labels_names_the_labels_it_used(tmp_path):
+    _protected_flat_folder(tmp_path)
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
                               "--json"])
     assert res.exit_code == 0, res.output
@@ -55,10 +60,7 @@ def test_cluster_labels_follow_the_content_and_say_what_they_are(tmp_path):
 
 
 def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them(tmp_path):
-    flat_folder(tmp_path / "photos", n_classes=4, per_class=15, size=32)
-    gen = make_generator(tmp_path / "gen.safetensors")
-    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(gen), "--out", str(tmp_path / "prot")])
-    assert res.exit_code == 0, res.output
+    _protected_flat_folder(tmp_path)
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
                               "--auto-labels", "clusters", "--json"])
     assert res.exit_code == 0, res.output
