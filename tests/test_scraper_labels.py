@@ -73,3 +73,16 @@ def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them
     assert res.exit_code == 1 and "30 pictures are too few to cluster" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", str(few), "--clean", str(few), "--auto-labels", "kmeans"])
     assert res.exit_code == 2 and "imagenet or clusters" in res.output
+
+
+def test_cluster_labels_asked_for_where_labels_exist_says_they_are_not_used(tmp_path):
+    from unlearnable.synthetic import write_folder
+
+    from .conftest import gratings
+
+    write_folder(tmp_path / "photos", *gratings(6, seed=0), [f"class{c}" for c in range(8)])
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "photos"), "--test", str(tmp_path / "photos"), "--epochs", "1",
+                              "--auto-labels", "clusters", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["labels"] == ("labels: the class sub-folders (--auto-labels clusters is for folders "
+                                                "with no labels at all, so it is not used)")

@@ -124,10 +124,11 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
     with originals to hold a test fifth out of (``--clean``, no ``--test``), labels made from
     the originals: ``auto`` ``imagenet``, a scraper's, or ``clusters``.
     """
+    unused = "" if auto == "imagenet" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:
-        return read_label_file(labels_file), f"labels: {labels_file}"
+        return read_label_file(labels_file), f"labels: {labels_file}{unused}"
     if class_folders(protected_dir) or test_dir is not None or clean_dir is None:
-        return "folders", "labels: the class sub-folders"
+        return "folders", f"labels: the class sub-folders{unused}"
     if auto == "clusters":
         return cluster_labels(clean_dir, device, on_progress=on_progress)
     scraped = scraper_labels(clean_dir, device, on_progress=on_progress)
