@@ -28,10 +28,12 @@ from pathlib import Path
 import torch
 
 from benchlib import cli
+from key_purity import purity
 
 from unlearnable.data import load_pictures
 from unlearnable.io.genfile import load_keys
 from unlearnable.scraper_labels import cluster_labels
+
 
 def write_csv(path: Path, paths: list[str], labels: list) -> None:
     path.write_text("".join(f"{p},c{int(k)}\n" for p, k in zip(paths, labels)))
@@ -67,10 +69,10 @@ def main() -> None:
     labels, said = cluster_labels(a.works[0] / "B_photos", torch.device("cpu"))
     proxy_csv.write_text("".join(f"{rel}.jpg,{name.replace(' ', '_')}\n" for rel, name in labels.items()))
     truth = dict(line.split(",") for line in (a.works[0] / "B_labels.csv").read_text().split())
-    y, k = [truth[f"{rel}.jpg"] for rel in labels], list(labels.values())
-    # to score the clusters only: the share of pictures in their cluster's most common true class
-    purity = sum(max(sum(1 for t, c in zip(y, k) if c == name and t == cls) for cls in set(y)) for name in set(k)) / len(y)
-    print(f"{said}; purity against the true classes {purity:.1%}")
+    classes, clusters = sorted(set(truth.values())), sorted(set(labels.values()))
+    y = torch.tensor([classes.index(truth[f"{rel}.jpg"]) for rel in labels])  # to score the clusters only
+    found = torch.tensor([clusters.index(name) for name in labels.values()])
+    print(f"{said}; purity against the true classes {purity(found, y):.1%}")
     rows = []
     for work in a.works:
         true = json.loads((work / "B.evaluation.json").read_text())

@@ -60,18 +60,35 @@ def imagenet_class_name(index: int) -> str:
     return ImageNetInfo().index_to_description(index).split(",")[0].strip()
 
 
+def _through_classifier(clean_dir: Path, device: torch.device, size: int, head, batch: int,
+                        on_progress: Callable[[int, int], None] | None):
+    """Every picture under ``clean_dir`` at ``size`` pixels, and ``head(encoder, pictures)`` of each, in batches.
+
+    Progress is counted in pictures: reading them is the first half, the network the second.
+    """
+    report = on_progress or (lambda done, total: None)
+    listed = [0]
+
+    def reading(done: int, total: int) -> None:
+        listed[0] = total
+        report(done // 2, total)
+
+    pictures = load_pictures(clean_dir, size, "none", on_progress=reading)
+    enc = load_encoder(CLASSIFIER, device)
+    n, total, found = len(pictures), listed[0] or len(pictures), []
+    with torch.no_grad():
+        for b in pictures.x.split(batch):
+            found.append(head(enc, fit_center(b.to(device).float() / 255, size)).cpu())
+            report(total // 2 + (total - total // 2) * min(len(found) * batch, n) // n, total)
+    return pictures, torch.cat(found)
+
+
 def scraper_labels(clean_dir: Path, device: torch.device, size: int = 128, max_classes: int = 10,
                    min_share: float = 0.01, on_progress: Callable[[int, int], None] | None = None) -> ScraperLabels:
     """Label every picture under ``clean_dir`` (any layout) by the classifier's top-1 class."""
-    report = on_progress or (lambda done, total: None)
-    pictures = load_pictures(clean_dir, size, "none", on_progress=lambda d, t: report(d, 2 * t))  # reading: half
-    enc = load_encoder(CLASSIFIER, device)
-    n, found = len(pictures), []
-    with torch.no_grad():
-        for b in pictures.x.split(128):
-            found.append(enc.logits(fit_center(b.to(device).float() / 255, size)).argmax(1).cpu())
-            report(n + min(len(found) * 128, n), 2 * n)  # classifying: the other half
-    top1 = torch.cat(found)
+    pictures, top1 = _through_classifier(clean_dir, device, size, lambda enc, x: enc.logits(x).argmax(1), 128,
+                                         on_progress)
+    n = len(pictures)
     need = max(MIN_PICTURES, round(min_share * n))
     frequent = [c for c, k in Counter(top1.tolist()).most_common(max_classes) if k >= need]
     names = {c: imagenet_class_name(c) for c in frequent}
@@ -79,7 +96,7 @@ def scraper_labels(clean_dir: Path, device: torch.device, size: int = 128, max_c
     counts = Counter(label_of)
     if len(frequent) < 2 and (len(frequent) < 1 or counts[OTHER] < need):
         raise DataError(f"{n} pictures give fewer than 2 ImageNet classes with {need} pictures each to train and test "
-                        "a trainer on; add pictures, or give the trainer's labels with --labels FILE")
+                        "a trainer on; try --auto-labels clusters, add pictures, or give the trainer's labels with --labels FILE")
     labels = {rel.rsplit(".", 1)[0]: name for rel, name in zip(pictures.paths, label_of)}
     return ScraperLabels(labels, dict(counts.most_common()), CLASSIFIER)
 
@@ -92,21 +109,14 @@ def cluster_labels(clean_dir: Path, device: torch.device, seed: int = 0,
     :data:`CLUSTERS` (fewer where the folder has under :data:`CLUSTER_PICTURES` pictures a
     cluster). Returns the labels (as :func:`read_label_file` gives them) and a line saying so.
     """
-    report = on_progress or (lambda done, total: None)
-    size = PRETRAINED[CLASSIFIER].key_size
-    pictures = load_pictures(clean_dir, size, "none", on_progress=lambda d, t: report(d, 2 * t))
+    # small batches: the network's activations at key size stay in the CPU's caches (as for the keys)
+    pictures, f = _through_classifier(clean_dir, device, PRETRAINED[CLASSIFIER].key_size, lambda enc, x: enc.embed(x),
+                                      16, on_progress)
     n = len(pictures)
     k = min(CLUSTERS, n // CLUSTER_PICTURES)
     if k < 2:
         raise DataError(f"{n} pictures are too few to cluster into classes to train and test a trainer on (at least "
                         f"{2 * CLUSTER_PICTURES} are needed); add pictures, or give the trainer's labels with --labels FILE")
-    enc = load_encoder(CLASSIFIER, device)
-    found = []
-    with torch.no_grad():
-        for b in pictures.x.split(16):
-            found.append(enc.embed(fit_center(b.to(device).float() / 255, size)).cpu())
-            report(n + min(len(found) * 16, n), 2 * n)
-    f = torch.cat(found)
     f = torch.nn.functional.normalize(f - f.mean(0), dim=1)
     cluster = torch.cdist(f, kmeans(f, k, seed=seed)).argmin(1).tolist()
     labels = {rel.rsplit(".", 1)[0]: f"cluster {c}" for rel, c in zip(pictures.paths, cluster)}

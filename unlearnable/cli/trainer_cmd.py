@@ -83,7 +83,7 @@ def evaluate(
         if result.accuracy_drop is not None:
             drop = 100 * result.accuracy_drop
             console.print(f"protection costs an unauthorized trainer {drop:.1f} points of test accuracy" if drop > 0 else
-                          f"protection did not lower the trainer's test accuracy ({-drop:+.1f} points)")
+                          f"protection did not lower the trainer's test accuracy ({0.0 - drop:+.1f} points)")
         report = save_report(result, protected_dir, report, title)
         console.print(f"report: {report} and {report.with_suffix('.png')}")
         if json_out:

@@ -280,9 +280,7 @@ def _png_chunks(data: bytes):
 
 
 def _save(img: Image.Image, fmt: str, quality: int, options: dict) -> bytes:
-    out = io.BytesIO()
-    if fmt == "png":
-        return _png(np.asarray(img), img.mode, options)
+    out = io.BytesIO()  # PNG never comes here: encode_image writes it with _png
     if fmt == "jpeg":
         img.save(out, format="JPEG", quality=quality, **{"subsampling": JPEG_SUBSAMPLING, **options})
     else:
