@@ -12,6 +12,7 @@ from ..errors import UnlearnableError
 from ..io.discovery import check_folder
 from ..methods import default_generator
 from ..poison import PoisonConfig, parse_shard, protect_folder
+from ..poison.fit_keys import describe as describe_fit
 from ..project import remember
 from .common import console, emit_json, error_boundary, progress_bar, rerun_hint
 from .options import DeviceOpt, HelpOpt, JsonOpt
@@ -53,6 +54,7 @@ def poison(
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
     work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
     metadata: bool = typer.Option(True, "--metadata/--strip-metadata", help="Keep each picture's colour profile, EXIF (author, copyright, camera, GPS) and XMP in its protected copy (default), or write none. The EXIF thumbnail, an unprotected copy, is always dropped."),
+    fit_keys: str = typer.Option("no", "--fit-keys", help="yes: first fit the protection file's cluster keys to this folder (K-means again in the same features; one extra pass over the pictures at the key model's small size; at least 20 pictures a key) and protect with the fitted file, written into the output folder; pass it as --gen for later uploads so they get the same keys. no (default): the file's own keys."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     show_help: bool = HelpOpt,
@@ -61,20 +63,31 @@ def poison(
     with error_boundary(json_out, rerun_hint()):
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
                               shard=parse_shard(shard), workers=workers, work_size=work_size,
-                              metadata=metadata)
+                              metadata=metadata, fit_keys=fit_keys)
         if fmt != "png":
             console.print(_lossy_note(fmt, quality))
         if gen is None:
             check_folder(input_dir)  # a mistyped folder gets its error, not the announcement first
             gen = _built_in()
         with progress_bar("protecting", quiet=False) as bar:
-            task = bar.add_task("protecting", total=None, info="")
+            tasks = {"protecting": bar.add_task("protecting", total=None, info="")}
+
+            def follow(what: str):
+                def update(done: int, total: int) -> None:
+                    if what not in tasks:
+                        tasks[what] = bar.add_task(what, total=total, info="")
+                    bar.update(tasks[what], completed=done, total=total)
+                return update
+
             result = protect_folder(
                 input_dir, gen, out, config, resolve_device(device),
-                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_progress=follow("protecting"),
                 on_skip=lambda s: console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False),
+                on_keys=follow("fitting keys to the folder"),
             )
         console.print(poison_table(result))
+        if result.fitted_keys:
+            console.print(describe_fit(result), highlight=False)
         if result.shard != "0/1":
             n = result.shard.split("/")[1]
             console.print("all parts done: manifest.json merged" if result.merged

@@ -115,6 +115,13 @@ def train_generator(
         columns = {"images": str(report.images), "skipped": str(report.skipped), **report.table,
                    "minutes": f"{report.seconds / 60:.1f}"}
         console.print(summary_table(title, columns))
+        if report.details.get("candidates"):
+            clean = report.details["check_clean_accuracy"]
+            console.print(summary_table(
+                f"the check ({report.details['check_labels']}): a small CNN on each candidate's protection, "
+                f"{clean:.1%} on the originals; the lowest is kept",
+                {f"seed {c['seed']}": f"{c['check_accuracy']:.1%}" + (" (kept)" if c["seed"] == report.details["kept_seed"] else "")
+                 for c in report.details["candidates"]}))
         if report.details.get("key_hint"):
             console.print(report.details["key_hint"])
         if report.details.get("stopped_early"):

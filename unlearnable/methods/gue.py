@@ -98,6 +98,10 @@ GUE_OPTIONS = (
     Option("robust", str, "The trainer's preprocessing to train against, inside the game (gue): none, all, or a "
            f"comma-separated list of {', '.join(ROBUST)} (as `defend` names them); default from the preset (cpu: grayscale; "
            "paper presets: none). Adversarial training is --adv-eps."),
+    Option("candidates", int, "Train this many generators (seeds --seed, --seed + 1, ...; each as long as one) and "
+           "keep the one a check without labels finds strongest: a small CNN trained on the pictures as each "
+           "protects them, labelled by clusters of another ImageNet network's features (as `evaluate --auto-labels "
+           "clusters`). Seeds differ much in protection; default 1.", min=1, max=10),
     Option("resume", bool, "Continue an interrupted run from <out>.ckpt (gue)."),
 )
 # Options copied into the settings as given (after the checks in GueMethod.settings): every
@@ -143,6 +147,11 @@ class GueMethod(Method):
         return replace(PRESETS[preset], **overrides)
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None) -> TrainReport:
+        if settings.candidates > 1:
+            from ..candidates import train_candidates  # it imports the methods' registry: loaded when used
+
+            return train_candidates(self, data_dir, Path(out), settings, device, resume=resume, ctx=ctx,
+                                    on_load=on_load, on_progress=on_progress)
         def on_step(s: dict) -> None:
             info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
             if "lambda" in s:

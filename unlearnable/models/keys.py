@@ -172,6 +172,10 @@ class ClusterKeys(nn.Module):
                 on_progress(min(len(out) * batch, len(x)), len(x))
         return torch.cat(out)
 
+    def raw_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's (or grid's) features before standardisation, as K-means is fitted on."""
+        return self._raw(x)
+
     def _normalise(self, f: torch.Tensor) -> torch.Tensor:
         f = (f - self.mean) / self.scale
         return F.normalize(f, dim=1) if self.config.encoder else f
@@ -185,7 +189,11 @@ class ClusterKeys(nn.Module):
 
     @torch.no_grad()
     def _standardise_on(self, x: torch.Tensor, on_progress: OnProgress | None = None) -> torch.Tensor:
-        f = self._raw(x, on_progress)
+        return self.standardise(self._raw(x, on_progress))
+
+    @torch.no_grad()
+    def standardise(self, f: torch.Tensor) -> torch.Tensor:
+        """Centre (and for colour features scale) on these raw features; them, normalised."""
         self.mean.copy_(f.mean(0))
         self.scale.copy_(torch.ones_like(self.scale) if self.config.encoder else f.std(0).clamp_min(1e-3))
         return self._normalise(f)

@@ -23,12 +23,16 @@ class PoisonConfig:
     work_size: int | str = "auto"
     # carry each picture's colour profile, EXIF (orientation applied, thumbnail dropped) and XMP
     metadata: bool = True
+    # yes: the file's K-means keys are fitted again to the folder first (fit_keys.py); no: kept
+    fit_keys: str = "no"
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
 
         if self.fmt not in SUFFIX:
             raise ConfigError(f"unknown --format {self.fmt!r}; use png, jpeg or webp")
+        if self.fit_keys not in ("yes", "no"):
+            raise ConfigError(f"--fit-keys must be yes or no, not {self.fit_keys!r}")
         if self.work_size not in ("auto", "full"):
             try:
                 size = int(self.work_size)
@@ -55,6 +59,9 @@ class PoisonResult:
     mean_psnr: float | None = None
     format: str = "png"
     shard: str = "0/1"
+    fitted_keys: str | None = None  # the generator file with keys fitted to this folder, if one was used
+    fitted_pictures: int = 0  # pictures its keys were fitted on
+    fitted_reused: bool = False  # found in the output folder, from an earlier run
     merged: bool = False  # a shard that completed the set wrote the merged manifest.json
 
     def to_dict(self) -> dict:

@@ -20,14 +20,15 @@ from typing import Callable
 import torch
 
 from ..budget import Budget
-from ..errors import DataError, GuaranteeError
+from ..errors import ConfigError, DataError, GuaranteeError
 from ..io.codec import Decoded, decode_image, decode_written, encode_image
 from ..io.discovery import Skipped, list_images, no_pictures
 from ..io.files import atomic_write_bytes, sha256_file
 from ..methods import load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
-from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, shard_names
+from .fit_keys import FITTED, FitReport, fit_keys, should_fit
+from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, recorded_generators, shard_names
 from .tiling import apply_budget, compare, perturb_at, resolve_work_size
 
 
@@ -198,8 +199,13 @@ def protect_folder(
     device: torch.device = torch.device("cpu"),
     on_progress: Callable[[int, int], None] | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
+    on_keys: Callable[[int, int], None] | None = None,
 ) -> PoisonResult:
-    """Protect every picture under ``input_dir`` (this shard's share) with the file ``gen_path``."""
+    """Protect every picture under ``input_dir`` (this shard's share) with the file ``gen_path``.
+
+    With ``config.fit_keys`` the file's cluster keys are first fitted to the whole folder
+    (:mod:`.fit_keys`; ``on_keys`` follows that pass) and the fitted file protects it.
+    """
     input_dir = Path(input_dir)
     out_dir = Path(out_dir) if out_dir else input_dir.parent / f"{input_dir.resolve().name}_protected"
     special: list[Skipped] = []
@@ -212,8 +218,29 @@ def protect_folder(
     labels = _labels(info, all_rels)
     prepare_output(input_dir, out_dir)
     with OutputLock(out_dir, config.shard):
-        return _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector,
-                              labels, Budget(info.eps_text, info.eps), work_size, on_progress, on_skip)
+        fitted = _fitted(all_files, gen_path, info, out_dir, config, device, on_keys)
+        if fitted is not None:
+            gen_path = fitted.path
+            protector, info = load_protector(gen_path, device)
+        result = _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector,
+                                labels, Budget(info.eps_text, info.eps), work_size, on_progress, on_skip)
+    if fitted is not None:
+        result.fitted_keys, result.fitted_pictures, result.fitted_reused = str(fitted.path), fitted.pictures, fitted.reused
+    return result
+
+
+def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: PoisonConfig, device,
+            on_keys) -> FitReport | None:
+    """The file with keys fitted to this folder when ``config.fit_keys`` asks for it, else None."""
+    if not should_fit(config.fit_keys, info, len(files)):
+        return None
+    if not (out_dir / FITTED).is_file() and sha256_file(gen_path) in recorded_generators(out_dir):
+        raise DataError(f"{out_dir} was protected with the file's own keys; leave out --fit-keys to continue it, or "
+                        "choose another --out")
+    if config.shard[1] > 1 and not (out_dir / FITTED).is_file():
+        raise ConfigError("--fit-keys yes with --shard: each part would fit keys of its own; fit them once with "
+                          f"a run without --shard, whose {FITTED} in the output folder every part then uses")
+    return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys)
 
 
 def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector, labels,

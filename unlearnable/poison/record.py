@@ -90,6 +90,11 @@ def made_by_unlearnable(out_dir: Path) -> bool:
 
     Decided by content, not by a file name anyone could have (a user's own manifest.txt).
     """
+    return bool(recorded_generators(out_dir))
+
+
+def recorded_generators(out_dir: Path) -> set[str]:
+    """The generator checksums in the headers of our manifests (finished or partial) in ``out_dir``."""
     def header_of(path: Path) -> dict | None:
         try:
             with open(path, encoding="utf-8") as fh:
@@ -99,11 +104,12 @@ def made_by_unlearnable(out_dir: Path) -> bool:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             return None
 
+    found = set()
     for path in out_dir.glob("manifest*.json*"):
         header = header_of(path) if path.is_file() else None
         if isinstance(header, dict) and isinstance(header.get("generator_sha256"), str) and "format" in header:
-            return True
-    return False
+            found.add(header["generator_sha256"])
+    return found
 
 
 class OutputLock:

@@ -90,6 +90,7 @@ class GeneratorTrainingConfig:
     max_images: int | None = None  # ... or at most this many pictures
     max_minutes: float | None = None  # stop (and save) after this much wall time
     seed: int = 0
+    candidates: int = 1  # > 1: that many generators (seeds seed, seed + 1, ...), the best by a label-free check kept
 
     @property
     def total_epochs(self) -> int:

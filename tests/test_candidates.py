@@ -1,0 +1,46 @@
+"""`train-generator --candidates N`: N seeds, the label-free check's best kept (unlearnable/candidates.py)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from unlearnable.cli.main import app
+from unlearnable.io.files import sha256_file
+
+from .conftest import flat_folder
+
+runner = CliRunner()
+ARGS = ["--warmup-epochs", "1", "--epochs", "0", "--image-size", "16", "--encoder", "colour", "--clusters", "3"]
+
+
+def test_candidates_are_trained_checked_and_the_best_kept_then_resumed(tmp_path):
+    flat_folder(tmp_path / "photos", n_classes=3, per_class=16, size=32)
+    out = tmp_path / "g.safetensors"
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--candidates", "2", "--seed", "5",
+                              "--out", str(out), "--json"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    seeds = [c["seed"] for c in data["candidates"]]
+    assert seeds == [5, 6] and "K-means clusters" in data["check_labels"]
+    scores = [c["check_accuracy"] for c in data["candidates"]]
+    kept = data["candidates"][scores.index(min(scores))]
+    assert data["kept_seed"] == kept["seed"] and sha256_file(out) == sha256_file(kept["file"])  # the best is the file
+    assert 0 <= data["check_clean_accuracy"] <= 1 and "candidates" in res.stderr
+
+    again = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--candidates", "2", "--seed", "5",
+                                "--out", str(out)])
+    assert again.exit_code == 1 and "--resume" in again.output and "Traceback" not in again.output
+    resumed = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--candidates", "2", "--seed",
+                                  "5", "--out", str(out), "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["candidates"] == data["candidates"]  # nothing trained again, the same check
+
+
+def test_candidates_need_cluster_keys(tmp_path):
+    from unlearnable.synthetic import make_synthetic_folder
+
+    make_synthetic_folder(tmp_path / "labelled", num_classes=3, per_class=4, size=16)
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "labelled"), "--keys", "folders", "--candidates", "2",
+                              "--warmup-epochs", "1", "--epochs", "0", "--image-size", "16", "--encoder", "colour",
+                              "--out", str(tmp_path / "g.safetensors")])
+    assert res.exit_code == 2 and "cluster keys" in res.output

@@ -1,0 +1,82 @@
+"""`poison --fit-keys yes` fits a generator's keys to the folder it protects (unlearnable/poison/fit_keys.py)."""
+
+import json
+from collections import Counter
+
+import torch
+from typer.testing import CliRunner
+
+from unlearnable.cli.main import app
+from unlearnable.io.codec import encode_image
+from unlearnable.io.files import atomic_write_bytes, sha256_file
+from unlearnable.io.genfile import load_generator
+from unlearnable.methods import default_generator
+from unlearnable.poison.fit_keys import FITTED, _match
+from unlearnable.synthetic import synthetic_images
+
+from .conftest import make_generator
+
+runner = CliRunner()
+
+
+def _shapes(root, per_class=50, seed=0):
+    """200 pictures of 4 synthetic shapes in one flat folder, shuffled names; (pictures, classes)."""
+    x, y = synthetic_images(4, per_class, 32, seed)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    root.mkdir(parents=True)
+    for i, j in enumerate(order.tolist()):
+        atomic_write_bytes(root / f"IMG_{i:04d}.png", encode_image(x[j].permute(1, 2, 0), None))
+    return x[order].float() / 255, y[order]
+
+
+def _purity(keys: torch.Tensor, y: torch.Tensor) -> float:
+    return sum(max(Counter(y[keys == k].tolist()).values()) for k in keys.unique().tolist()) / len(y)
+
+
+def test_the_built_in_generator_fits_its_keys_to_the_folder_and_uses_them_again(tmp_path):
+    x, y = _shapes(tmp_path / "photos")
+    out = tmp_path / "prot"
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--fit-keys", "yes", "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    fitted = out / FITTED
+    assert result["fitted_keys"] == str(fitted) and result["fitted_pictures"] == 200 and not result["fitted_reused"]
+    assert f"--gen {fitted}" in res.output  # how later uploads get the same keys
+    manifest = json.loads((out / "manifest.json").read_text())
+    built_in, _ = load_generator(default_generator())
+    own, _ = load_generator(fitted)
+    assert manifest["header"]["generator_sha256"] == sha256_file(fitted)  # the fitted file protected them
+    # the built-in keys put these shapes into one or two keys (chance purity, 0.25);
+    # fitted to the folder, they follow the shapes (measured 0.80-0.82 over three seeds)
+    assert _purity(built_in.key(x), y) <= 0.3
+    assert _purity(own.key(x), y) >= 0.7 and len(own.key(x).unique()) == 10
+    assert len(manifest["files"]) == 200
+
+    again = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--fit-keys", "yes", "--json"])
+    assert again.exit_code == 0, again.output
+    result = json.loads(again.stdout)
+    assert result["fitted_reused"] and result["already_done"] == 200 and result["protected"] == 0
+
+
+def test_fitting_is_off_by_default_and_refused_where_it_cannot_work(tmp_path):
+    _shapes(tmp_path / "photos", per_class=10)  # 40 pictures: too few for 10 keys
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "a"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["fitted_keys"] is None
+    assert not (tmp_path / "a" / FITTED).exists()
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "a"), "--fit-keys", "yes"])
+    assert res.exit_code == 1 and "needs at least 200" in res.output  # checked before anything is fitted
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "b"), "--fit-keys", "yes"])
+    assert res.exit_code == 1 and "needs at least 200 pictures" in res.output and "Traceback" not in res.output
+    plain = make_generator(tmp_path / "gen.safetensors")  # no key model: nothing to fit
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(plain), "--out", str(tmp_path / "c"),
+                              "--fit-keys", "yes"])
+    assert res.exit_code == 2 and "needs a generator with cluster keys" in res.output
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "d"), "--fit-keys", "maybe"])
+    assert res.exit_code == 2 and "yes or no" in res.output
+
+
+def test_each_new_cluster_takes_the_key_most_of_its_pictures_had():
+    old = torch.tensor([2, 2, 2, 0, 0, 1, 1, 1, 1])
+    new = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 0])
+    assert _match(new, old, 3) == [2, 0, 1]
+    assert sorted(_match(torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]), 3)) == [0, 1, 2]  # a permutation
