@@ -9,8 +9,8 @@ folder's content. Each new cluster takes the file's key that most of its picture
 so the generator plants each pattern on pictures like the ones it was trained on.
 
 Opt-in (`poison --fit-keys yes`): on CIFAR-10's classes 5-9 the fitted keys were purer than
-the built-in generator's (81% against 67%) but protected no more (docs/label-free.md, "Keys
-fitted to the folder being protected").
+the built-in generator's but protected no more
+(docs/label-free.md, "Keys fitted to the folder being protected (2026-12-04/05)").
 
 The fitted file is the original generator with new centres, written into the output folder:
 an interrupted run and a later run into the same folder use it again, and later uploads get
