@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import torch
+
 from .errors import BudgetError
 
 
@@ -66,3 +68,18 @@ def check_invisible(budget: Budget, name: str = "--eps") -> None:
             f"{name} {budget.text} lets pixels move {budget.levels} levels, which is plainly visible; "
             "use 16/255 or less (8/255 is usual), or add --allow-visible if you mean it"
         )
+
+
+def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int, rows: int = 256) -> torch.Tensor:
+    """Add a perturbation to a uint8 (H, W, 3) picture, rounded, within ``levels`` levels.
+
+    ``delta`` is (3, H, W) on [0, 1] scale. The step is rounded to whole levels (not
+    truncated, which would drop small negative changes) and added in 16-bit integers, ``rows``
+    rows at a time: on a 24-megapixel photo the temporaries then stay small and are reused
+    instead of being allocated at full size, which is faster.
+    """
+    out = torch.empty_like(original)
+    for top in range(0, original.shape[0], rows):
+        step = delta[:, top:top + rows].permute(1, 2, 0).mul(255).round_().clamp_(-levels, levels).to(torch.int16)
+        out[top:top + rows] = step.add_(original[top:top + rows]).clamp_(0, 255)
+    return out

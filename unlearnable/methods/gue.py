@@ -22,6 +22,7 @@ from ..robust import ROBUST, parse_robust
 from ..training.generator import CPU_GAME_SCHEDULE, KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from ..models.pretrained import PRETRAINED
 from .base import COMMON, Method, Option, TrainReport, register, small_cnn_encoder
+from .candidates import train_candidates
 
 SOLVERS = ("bome", "tgda")
 _BOME = {"inner_steps"}  # options that go into the solvers' own settings
@@ -148,8 +149,6 @@ class GueMethod(Method):
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None) -> TrainReport:
         if settings.candidates > 1:
-            from ..candidates import train_candidates  # it imports the methods' registry: loaded when used
-
             return train_candidates(self, data_dir, Path(out), settings, device, resume=resume, ctx=ctx,
                                     on_load=on_load, on_progress=on_progress)
         def on_step(s: dict) -> None:

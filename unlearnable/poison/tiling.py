@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from ..budget import apply_budget  # noqa: F401 - where poison's callers find it
 from ..resize import resize, scaled
 
 from .config import PoisonConfig
@@ -97,21 +98,6 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     seen = x if keys is not None and keys.image_size > work_size else small  # keys see what they trained on
     delta = perturbation(generator, small, batch_keys(generator, seen, known), config.tile, config.tile_overlap)
     return resize(delta, (h, w), antialias=False)
-
-
-def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int, rows: int = 256) -> torch.Tensor:
-    """Add a perturbation to a uint8 (H, W, 3) picture, rounded, within ``levels`` levels.
-
-    ``delta`` is (3, H, W) on [0, 1] scale. The step is rounded to whole levels (not
-    truncated, which would drop small negative changes) and added in 16-bit integers, ``rows``
-    rows at a time: on a 24-megapixel photo the temporaries then stay small and are reused
-    instead of being allocated at full size, which is faster.
-    """
-    out = torch.empty_like(original)
-    for top in range(0, original.shape[0], rows):
-        step = delta[:, top:top + rows].permute(1, 2, 0).mul(255).round_().clamp_(-levels, levels).to(torch.int16)
-        out[top:top + rows] = step.add_(original[top:top + rows]).clamp_(0, 255)
-    return out
 
 
 def compare(written: torch.Tensor, original: torch.Tensor) -> tuple[int, float | None]:
