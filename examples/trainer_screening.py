@@ -13,10 +13,11 @@ protected copy ``B_protected``.
   the folder with it, and evaluates both protections with the three trainers: from scratch
   (``quick``), linear probe and full fine-tuning (``pretrained``), each beside the originals.
 * ``check``: trains a colour-key generator (``--train-args``) and compares, for no protection,
-  the built-in generator (small-CNN keys, made on CIFAR-10 classes 0-4), the colour keys and the
+  the built-in generator (made on CIFAR-10 classes 0-4), the colour keys and the
   label-free default, the trainer with the true labels against
-  the label-free check (``evaluate PROTECTED --clean ORIGINALS``, labels by the shipped
-  classifier), and against the check's labels without ``other`` (only the pictures the
+  the label-free checks (``evaluate PROTECTED --clean ORIGINALS``, labels by the shipped
+  classifier, and the same with ``--auto-labels clusters``, labels by K-means clusters of its
+  features), and against the scraper's labels without ``other`` (only the pictures the
   classifier named): do they rank the protections alike?
 
 Nothing derived from the images is written inside the repository.
@@ -114,6 +115,9 @@ def main() -> None:
             row(rows, "check", name, "quick, true", true_labels(work, folder, "quick", scratch))
             checked = cli("evaluate", str(folder), "--clean", str(work / "B_photos"), *scratch)
             row(rows, "check", name, "quick, scraper", checked)
+            clustered = cli("evaluate", str(folder), "--clean", str(work / "B_photos"), "--auto-labels", "clusters",
+                            *scratch)
+            row(rows, "check", name, "quick, clusters", clustered)
         subsets, originals, labels = named_only(work, folders)
         for name, folder in subsets.items():
             named = cli("evaluate", str(folder), "--clean", str(originals), "--labels", str(labels), *scratch)

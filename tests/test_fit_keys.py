@@ -1,4 +1,4 @@
-"""`poison --fit-keys yes` fits a generator's keys to the folder it protects (unlearnable/poison/fit_keys.py)."""
+"""`poison --fit-keys` fits a generator's keys to the folder it protects (unlearnable/poison/fit_keys.py)."""
 
 import json
 from collections import Counter
@@ -33,10 +33,10 @@ def _purity(keys: torch.Tensor, y: torch.Tensor) -> float:
     return sum(max(Counter(y[keys == k].tolist()).values()) for k in keys.unique().tolist()) / len(y)
 
 
-def test_the_built_in_generator_fits_its_keys_to_the_folder_and_uses_them_again(tmp_path):
+def test_the_built_in_generator_fits_its_keys_to_the_folder_by_default_and_uses_them_again(tmp_path):
     x, y = _shapes(tmp_path / "photos")
     out = tmp_path / "prot"
-    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--fit-keys", "yes", "--json"])
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--json"])  # --fit-keys auto
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     fitted = out / FITTED
@@ -57,12 +57,37 @@ def test_the_built_in_generator_fits_its_keys_to_the_folder_and_uses_them_again(
     result = json.loads(again.stdout)
     assert result["fitted_reused"] and result["already_done"] == 200 and result["protected"] == 0
 
+    # later uploads with the fitted file: a file that is not the built-in one keeps its keys under auto
+    later = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(fitted), "--out",
+                                str(tmp_path / "later"), "--json"])
+    assert later.exit_code == 0, later.output
+    result = json.loads(later.stdout)
+    assert result["fitted_keys"] is None and result["keys_kept"] == ""
+    assert not (tmp_path / "later" / FITTED).exists()
 
-def test_fitting_is_off_by_default_and_refused_where_it_cannot_work(tmp_path):
+
+def test_auto_keeps_the_built_in_keys_of_a_folder_protected_with_them_before(tmp_path):
+    _shapes(tmp_path / "photos")
+    out = tmp_path / "prot"
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--fit-keys", "no", "--json"])
+    assert res.exit_code == 0, res.output
+    again = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--json"])
+    assert again.exit_code == 0, again.output
+    result = json.loads(again.stdout)
+    assert result["fitted_keys"] is None and "an earlier run into this folder" in result["keys_kept"]
+    assert result["already_done"] == 200 and not (out / FITTED).exists()
+    refused = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--fit-keys", "yes"])
+    assert refused.exit_code == 1 and "--fit-keys no" in refused.output
+
+
+def test_a_small_folder_keeps_the_built_in_keys_and_yes_is_refused_where_it_cannot_work(tmp_path):
     _shapes(tmp_path / "photos", per_class=10)  # 40 pictures: too few for 10 keys
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "a"), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["fitted_keys"] is None
+    assert "40 pictures are fewer than the 200" in json.loads(res.stdout)["keys_kept"]
     assert not (tmp_path / "a" / FITTED).exists()
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0 and "kept the built-in generator's own keys" in res.output
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "a"), "--fit-keys", "yes"])
     assert res.exit_code == 1 and "needs at least 200" in res.output  # checked before anything is fitted
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "b"), "--fit-keys", "yes"])
@@ -72,7 +97,7 @@ def test_fitting_is_off_by_default_and_refused_where_it_cannot_work(tmp_path):
                               "--fit-keys", "yes"])
     assert res.exit_code == 2 and "needs a generator with cluster keys" in res.output
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(tmp_path / "d"), "--fit-keys", "maybe"])
-    assert res.exit_code == 2 and "yes or no" in res.output
+    assert res.exit_code == 2 and "auto, yes or no" in res.output
 
 
 def test_each_new_cluster_takes_the_key_most_of_its_pictures_had():

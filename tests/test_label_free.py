@@ -228,3 +228,27 @@ def test_the_built_in_generator_has_imagenet_keys_and_small_cnn_asks_for_a_file(
     with pytest.raises(ConfigError, match="train-encoder") as err:
         encoder_choice("small-cnn")
     assert "\n" not in str(err.value)
+
+
+def test_kmeans_starts_reach_the_keys_and_are_refused_with_folder_keys(tmp_path, monkeypatch):
+    """`--kmeans-starts N` reaches K-means (and the file's settings); folder keys fit no K-means."""
+    from unlearnable.models import keys as keys_module
+
+    flat_folder(tmp_path / "photos", per_class=4)
+    seen = []
+    real = keys_module.kmeans
+
+    def spy(f, k, seed=0, iterations=30, starts=1):
+        seen.append(starts)
+        return real(f, k, seed, iterations, starts)
+
+    monkeypatch.setattr(keys_module, "kmeans", spy)
+    gen = tmp_path / "g.safetensors"
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
+                              "--image-size", "16", "--encoder", "colour", "--clusters", "3", "--kmeans-starts", "4",
+                              "--out", str(gen), "--json"])
+    assert res.exit_code == 0, res.output
+    assert seen == [4] and load_generator(gen)[1].training["kmeans_starts"] == 4
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", "--kmeans-starts", "4",
+                              "--out", str(tmp_path / "h.safetensors")])
+    assert res.exit_code == 2 and "--kmeans-starts goes with --keys clusters" in res.output

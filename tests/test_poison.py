@@ -1,15 +1,21 @@
 import hashlib
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
+
+from unlearnable.cli.main import app
 
 from unlearnable.errors import ConfigError, DataError, GeneratorFileError
 from unlearnable.io.codec import decode_image
 from unlearnable.poison import PoisonConfig, apply_budget, perturbation, protect_folder
 
 from .conftest import make_generator
+
+runner = CliRunner()
 
 
 def _digest(folder):
@@ -185,10 +191,11 @@ def test_work_size_upsamples_a_low_resolution_perturbation_within_budget(tmp_pat
 
     gen, _ = load_generator(gen_file)
     x = torch.rand(2, 3, 64, 96)
-    delta = perturb_at(gen, x, [None, None], PoisonConfig(), 16)
+    as_made = PoisonConfig(amplitude="generator")  # the geometry of upsampling, on the generator's own values
+    delta = perturb_at(gen, x, [None, None], as_made, 16, 8 / 255)
     assert delta.shape == x.shape and delta.abs().max() <= 8 / 255 + 1e-6
     # smooth at the working scale: neighbouring pixels differ far less than at full resolution
-    full = perturb_at(gen, x, [None, None], PoisonConfig(), 0)
+    full = perturb_at(gen, x, [None, None], as_made, 0, 8 / 255)
     assert (delta.diff(dim=3).abs().mean() < 0.5 * full.diff(dim=3).abs().mean())
     Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy()).save(tmp_path / "big.png")
     res = protect_folder(tmp_path, gen_file, tmp_path.parent / "out-ws", PoisonConfig(work_size=16))
@@ -337,3 +344,31 @@ def test_a_folder_of_raw_files_says_what_to_do(tmp_path, gen_file):
         with pytest.raises(DataError, match=r"no readable pictures in .*raw: 3 file\(s\) skipped, e\.g\. IMG_0\.CR2 "
                                             r"\(a camera RAW file: export it as JPEG or TIFF first\)"):
             attempt()
+
+
+def test_full_amplitude_takes_every_value_to_the_budget_in_the_generators_direction(tmp_path, gen_file):
+    """--amplitude full (the default) moves every computed value by the whole budget, the sign the
+    generator chose; --amplitude generator keeps its amplitudes. Both stay within the budget."""
+    from unlearnable.io.genfile import load_generator
+    from unlearnable.poison import perturb_at
+
+    gen, _ = load_generator(gen_file)
+    x = torch.rand(2, 3, 32, 48)
+    own = perturb_at(gen, x, [None, None], PoisonConfig(amplitude="generator"), 0, 8 / 255)
+    full = perturb_at(gen, x, [None, None], PoisonConfig(), 0, 8 / 255)
+    assert torch.equal(full.sign(), own.sign()) and own.abs().max() <= 8 / 255 + 1e-6
+    assert torch.allclose(full.abs()[own != 0], torch.tensor(8 / 255))
+    assert own.abs().mean() < 0.9 * full.abs().mean()  # the generator alone leaves budget unused
+    # on pictures, through poison: every changed value moves by the whole 8 levels (or hits 0/255)
+    Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy()).save(tmp_path / "p.png")
+    for amplitude, out in (("full", "o-full"), ("generator", "o-gen")):
+        res = protect_folder(tmp_path, gen_file, tmp_path.parent / out, PoisonConfig(amplitude=amplitude))
+        assert res.protected == 1 and res.max_change_levels == 8
+    original = torch.from_numpy(np.array(Image.open(tmp_path / "p.png"))).int()
+    moved = torch.from_numpy(np.array(Image.open(tmp_path.parent / "o-full" / "p.png"))).int() - original
+    inside = (original >= 8) & (original <= 247)  # not clipped at black or white
+    assert moved[inside].abs().min() == 8
+    gentle = torch.from_numpy(np.array(Image.open(tmp_path.parent / "o-gen" / "p.png"))).int() - original
+    assert gentle.abs().float().mean() < moved.abs().float().mean()
+    again = runner.invoke(app, ["poison", str(tmp_path), "--gen", str(gen_file), "--out", str(tmp_path.parent / "o-gen")])
+    assert again.exit_code == 1 and "--amplitude generator" in again.output  # a resume keeps the run's amplitude

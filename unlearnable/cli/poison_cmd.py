@@ -54,7 +54,8 @@ def poison(
     workers: int = typer.Option(0, "--workers", min=0, help="Threads decoding and encoding pictures beside the forward passes (0: one per CPU core, up to 8)."),
     work_size: str = typer.Option("auto", "--work-size", help="Shorter side, in pixels, the perturbation is computed at before it is upsampled to the picture (bilinear, budget kept): auto = the generator's training size, what a downscaling trainer learns from and fast on large photos; full = every pixel through the generator; or a number >= 8."),
     metadata: bool = typer.Option(True, "--metadata/--strip-metadata", help="Keep each picture's colour profile, EXIF (author, copyright, camera, GPS) and XMP in its protected copy (default), or write none. The EXIF thumbnail, an unprotected copy, is always dropped."),
-    fit_keys: str = typer.Option("no", "--fit-keys", help="yes: first fit the protection file's cluster keys to this folder (K-means again in the same features; one extra pass over the pictures at the key model's small size; at least 20 pictures a key) and protect with the fitted file, written into the output folder; pass it as --gen for later uploads so they get the same keys. no (default): the file's own keys."),
+    fit_keys: str = typer.Option("auto", "--fit-keys", help="auto (default): with the built-in generator and at least 20 pictures a key (200), first fit its cluster keys to this folder (K-means again in the same features; one extra pass over the pictures at the key model's small size) and protect with the fitted file, written into the output folder: pass it as --gen for later uploads so they get the same keys; a file of your own keeps its keys. yes: fit any file's cluster keys (refused below 200 pictures). no: the file's own keys."),
+    amplitude: str = typer.Option("full", "--amplitude", help="full (default): every computed value of the perturbation moves the whole budget (--eps of the file) in the direction the generator chose, the strongest shortcut; generator: the generator's own amplitudes, a smaller change (higher PSNR) that protects less."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     show_help: bool = HelpOpt,
@@ -63,7 +64,7 @@ def poison(
     with error_boundary(json_out, rerun_hint()):
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
                               shard=parse_shard(shard), workers=workers, work_size=work_size,
-                              metadata=metadata, fit_keys=fit_keys)
+                              metadata=metadata, fit_keys=fit_keys, amplitude=amplitude)
         if fmt != "png":
             console.print(_lossy_note(fmt, quality))
         if gen is None:
@@ -88,6 +89,8 @@ def poison(
         console.print(poison_table(result))
         if result.fitted_keys:
             console.print(describe_fit(result), highlight=False)
+        elif result.keys_kept:
+            console.print(f"[yellow]note:[/] {result.keys_kept}", highlight=False)
         if result.shard != "0/1":
             n = result.shard.split("/")[1]
             console.print("all parts done: manifest.json merged" if result.merged

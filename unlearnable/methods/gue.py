@@ -84,6 +84,8 @@ GUE_OPTIONS = (
            "labels needed) or folders (class sub-folders, one per class)."),
     Option("clusters", int, "Number of K-means clusters (keys) with --keys clusters; default 10, fewer for folders "
            "under 200 pictures.", min=2, max=1024),
+    Option("kmeans_starts", int, "K-means starts with --keys clusters (k-means++ seeds --seed, --seed + 1, ...; the "
+           "clustering that fits the features best is kept); default from the preset.", min=1, max=100),
     Option("encoder", str, f"Features the clusters are made in: {DEFAULT_ENCODER} (default: an ImageNet-trained "
            "network installed with the package), efficientnet-lite0 (a smaller one: faster, less pure keys; "
            "the default before), small-cnn (a small CNN trained on five CIFAR-10 classes), colour (mean colours on a "
@@ -130,6 +132,8 @@ class GueMethod(Method):
                 registry.get(given[option], f"--{option}")  # an unknown name is refused, with the list
         if given.get("clusters") is not None and given.get("keys", "clusters") != "clusters":
             raise ConfigError("--clusters goes with --keys clusters (folders gives one key per class)")
+        if given.get("kmeans_starts") is not None and given.get("keys", "clusters") != "clusters":
+            raise ConfigError("--kmeans-starts goes with --keys clusters (folders fits no K-means)")
         overrides = {k: given[k] for k in _PLAIN if given.get(k) is not None}
         base = PRESETS[preset]
         overrides["bome"] = replace(base.bome, **{k: given[k] for k in _BOME if given.get(k) is not None})

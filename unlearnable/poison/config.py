@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+FIT_CHOICES = ("auto", "yes", "no")  # poison --fit-keys
+AMPLITUDES = ("full", "generator")  # poison --amplitude
 
 
 @dataclass(frozen=True)
@@ -23,16 +25,22 @@ class PoisonConfig:
     work_size: int | str = "auto"
     # carry each picture's colour profile, EXIF (orientation applied, thumbnail dropped) and XMP
     metadata: bool = True
-    # yes: the file's K-means keys are fitted again to the folder first (fit_keys.py); no: kept
-    fit_keys: str = "no"
+    # yes: the file's K-means keys are fitted again to the folder first (fit_keys.py); no: kept;
+    # auto: fitted for the built-in generator where the folder has enough pictures, else kept
+    fit_keys: str = "auto"
+    # full: every value of the computed perturbation taken to the whole budget, in its direction
+    # (a stronger shortcut); generator: the amplitudes the generator gave (a smaller change)
+    amplitude: str = "full"
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
 
         if self.fmt not in SUFFIX:
             raise ConfigError(f"unknown --format {self.fmt!r}; use png, jpeg or webp")
-        if self.fit_keys not in ("yes", "no"):
-            raise ConfigError(f"--fit-keys must be yes or no, not {self.fit_keys!r}")
+        if self.fit_keys not in FIT_CHOICES:
+            raise ConfigError(f"--fit-keys must be auto, yes or no, not {self.fit_keys!r}")
+        if self.amplitude not in AMPLITUDES:
+            raise ConfigError(f"--amplitude must be {' or '.join(AMPLITUDES)}, not {self.amplitude!r}")
         if self.work_size not in ("auto", "full"):
             try:
                 size = int(self.work_size)
@@ -62,6 +70,7 @@ class PoisonResult:
     fitted_keys: str | None = None  # the generator file with keys fitted to this folder, if one was used
     fitted_pictures: int = 0  # pictures its keys were fitted on
     fitted_reused: bool = False  # found in the output folder, from an earlier run
+    keys_kept: str = ""  # --fit-keys auto left the file's own keys for this reason ("" otherwise)
     merged: bool = False  # a shard that completed the set wrote the merged manifest.json
 
     def to_dict(self) -> dict:

@@ -8,9 +8,14 @@ features centred on this folder as `train-generator` centres them) gives keys th
 folder's content. Each new cluster takes the file's key that most of its pictures had already,
 so the generator plants each pattern on pictures like the ones it was trained on.
 
-Opt-in (`poison --fit-keys yes`): on CIFAR-10's classes 5-9 the fitted keys were purer than
-the built-in generator's but protected no more
-(docs/label-free.md, "Keys fitted to the folder being protected (2026-12-04/05)").
+`poison --fit-keys auto` (the default) fits the built-in generator's keys, whose centres come
+from small CIFAR-10 pictures, to any folder with at least ``PER_KEY`` pictures a key, and keeps a
+file's own keys otherwise: a file trained on the owner's pictures already has keys that follow
+them, and keeping them gives later uploads the same keys. On CIFAR-10's classes 5-9, near the
+pictures the built-in generator was trained on, the fitted keys protected as much as its own;
+on pictures far from them its own keys fall into one or two keys and protect little, fitted
+ones protect far more (docs/label-free.md, "Keys fitted to the folder being protected").
+`yes` fits any file's cluster keys and refuses a folder too small; `no` never fits.
 
 The fitted file is the original generator with new centres, written into the output folder:
 an interrupted run and a later run into the same folder use it again, and later uploads get
@@ -52,11 +57,14 @@ def fittable(info) -> bool:
     return keys is not None and keys.source == "kmeans"
 
 
-def should_fit(choice: str, info, pictures: int) -> bool:
+def should_fit(choice: str, info, pictures: int, built_in: bool = False) -> bool:
     """Whether `poison --fit-keys CHOICE` fits this file's keys to a folder of ``pictures`` pictures.
 
-    ``yes`` needs a file with cluster keys and at least ``PER_KEY`` pictures a key.
+    ``yes`` needs a file with cluster keys and at least ``PER_KEY`` pictures a key, and refuses
+    otherwise; ``auto`` fits only the ``built_in`` generator, where it can, and never refuses.
     """
+    if choice == "auto":
+        return built_in and fittable(info) and pictures >= PER_KEY * info.config.keys.clusters
     if choice != "yes":
         return False
     if not fittable(info):
@@ -147,6 +155,13 @@ def fit_keys(files: list[Path], gen_path: Path, out_dir: Path, device, workers: 
     return FitReport(path, len(raw), reused=False)
 
 
+def kept_reason(info, pictures: int) -> str:
+    """Why `--fit-keys auto` kept the built-in generator's own keys on a folder of ``pictures``."""
+    need = PER_KEY * info.config.keys.clusters
+    return (f"kept the built-in generator's own keys: {pictures} pictures are fewer than the {need} needed to fit "
+            "keys to this folder; they may fall into few keys and protect less (protect more pictures at once)")
+
+
 def describe(result) -> str:
     """One line on a :class:`PoisonResult` whose keys were fitted."""
     where = "found in the output folder from an earlier run" if result.fitted_reused else "written to"
@@ -154,4 +169,4 @@ def describe(result) -> str:
             f"protect later uploads with --gen {result.fitted_keys} so that they get the same keys")
 
 
-__all__ = ["FITTED", "FitReport", "PER_KEY", "describe", "fit_keys", "fittable", "should_fit"]
+__all__ = ["FITTED", "FitReport", "PER_KEY", "describe", "fit_keys", "fittable", "kept_reason", "should_fit"]

@@ -24,10 +24,10 @@ from ..errors import ConfigError, DataError, GuaranteeError
 from ..io.codec import Decoded, decode_image, decode_written, encode_image
 from ..io.discovery import Skipped, list_images, no_pictures
 from ..io.files import atomic_write_bytes, sha256_file
-from ..methods import load_protector
+from ..methods import default_generator, load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
-from .fit_keys import FITTED, FitReport, fit_keys, should_fit
+from .fit_keys import FITTED, FitReport, fit_keys, kept_reason, should_fit
 from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, recorded_generators, shard_names
 from .tiling import apply_budget, compare, perturb_at, resolve_work_size
 
@@ -146,7 +146,7 @@ class _Run:
         for group in by_shape.values():
             x = torch.stack([d.rgb for _, _, d in group]).permute(0, 3, 1, 2).float().div(255).to(self.device)
             known = [self.labels.get(r) for r, _, _ in group]
-            deltas = perturb_at(self.protector, x, known, self.config, self.work_size).cpu()
+            deltas = perturb_at(self.protector, x, known, self.config, self.work_size, self.levels / 255).cpu()
             del x
             for (rel, digest, dec), delta in zip(group, deltas):
                 self.writing.append(self.pool.submit(_finish_one, rel, digest, dec, delta, self.levels, self.config,
@@ -218,7 +218,7 @@ def protect_folder(
     labels = _labels(info, all_rels)
     prepare_output(input_dir, out_dir)
     with OutputLock(out_dir, config.shard):
-        fitted = _fitted(all_files, gen_path, info, out_dir, config, device, on_keys)
+        fitted, kept = _fitted(all_files, gen_path, info, out_dir, config, device, on_keys)
         if fitted is not None:
             gen_path = fitted.path
             protector, info = load_protector(gen_path, device)
@@ -226,21 +226,37 @@ def protect_folder(
                                 labels, Budget(info.eps_text, info.eps), work_size, on_progress, on_skip)
     if fitted is not None:
         result.fitted_keys, result.fitted_pictures, result.fitted_reused = str(fitted.path), fitted.pictures, fitted.reused
+    result.keys_kept = kept
     return result
 
 
+def _is_built_in(gen_path: Path) -> bool:
+    """Whether ``gen_path`` is the generator that ships with the package (or a copy of it)."""
+    shipped = default_generator()
+    return shipped is not None and sha256_file(gen_path) == sha256_file(shipped)
+
+
 def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: PoisonConfig, device,
-            on_keys) -> FitReport | None:
-    """The file with keys fitted to this folder when ``config.fit_keys`` asks for it, else None."""
-    if not should_fit(config.fit_keys, info, len(files)):
-        return None
-    if not (out_dir / FITTED).is_file() and sha256_file(gen_path) in recorded_generators(out_dir):
-        raise DataError(f"{out_dir} was protected with the file's own keys; leave out --fit-keys to continue it, or "
-                        "choose another --out")
-    if config.shard[1] > 1 and not (out_dir / FITTED).is_file():
+            on_keys) -> tuple[FitReport | None, str]:
+    """The file with keys fitted to this folder when ``config.fit_keys`` asks for it (else None), and
+    why ``auto`` kept the built-in generator's own keys ("" when it did not, or was not asked)."""
+    auto = config.fit_keys == "auto"
+    built_in = auto and _is_built_in(gen_path)
+    if not should_fit(config.fit_keys, info, len(files), built_in):
+        return None, kept_reason(info, len(files)) if built_in else ""
+    have = (out_dir / FITTED).is_file()
+    if not have and sha256_file(gen_path) in recorded_generators(out_dir):
+        if auto:  # an earlier run protected part of this folder with the file's own keys: go on with them
+            return None, "kept the built-in generator's own keys, which an earlier run into this folder used"
+        raise DataError(f"{out_dir} was protected with the file's own keys; run with --fit-keys no to continue it, "
+                        "or choose another --out")
+    if config.shard[1] > 1 and not have:
+        if auto:
+            return None, ("kept the built-in generator's own keys: each part of --shard would fit keys of its own "
+                          f"(fit them once with a run without --shard, whose {FITTED} every part then uses)")
         raise ConfigError("--fit-keys yes with --shard: each part would fit keys of its own; fit them once with "
                           f"a run without --shard, whose {FITTED} in the output folder every part then uses")
-    return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys)
+    return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys), ""
 
 
 def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector, labels,
@@ -250,7 +266,7 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
     files, rels = all_files[k::n], all_rels[k::n]
     partial_name, manifest_name = shard_names(k, n)
     header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": budget.text, "work_size": work_size,
-              "metadata": config.metadata}
+              "metadata": config.metadata, "amplitude": config.amplitude}
     state = State(out_dir, header, partial_name)
     special = special[k::n]  # links, devices, RAW files...: listed, counted, skipped
     total = len(files) + len(special)

@@ -69,6 +69,10 @@ class State:
             fix = "add --strip-metadata" if header["metadata"] else "leave out --strip-metadata"
             raise DataError(f"{out_dir} was protected {'without' if header['metadata'] else 'with'} metadata; "
                             f"{fix} to continue it, or choose another --out")
+        made_with = found.get("amplitude", "generator")  # runs before 2026-12-06 kept the generator's amplitudes
+        if made_with != header["amplitude"]:
+            raise DataError(f"{out_dir} was protected with --amplitude {made_with}; add --amplitude {made_with} to "
+                            "continue it, or choose another --out")
         for key in ("generator_sha256", "format"):
             if found.get(key) != header[key]:
                 raise DataError(

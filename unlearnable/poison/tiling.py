@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from ..budget import apply_budget  # noqa: F401 - where poison's callers find it
+from ..budget import apply_budget, full_amplitude  # noqa: F401 - apply_budget: where poison's callers find it
 from ..resize import resize, scaled
 
 from .config import PoisonConfig
@@ -79,7 +79,7 @@ def resolve_work_size(work_size: int | str, trained_size: int) -> int:
 
 
 def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | None], config: PoisonConfig,
-                work_size: int) -> torch.Tensor:
+               work_size: int, eps: float) -> torch.Tensor:
     """The perturbation at full size, or computed with the shorter side at ``work_size`` and upsampled.
 
     ``known``: each picture's class where the file needs or can use one (see :func:`batch_keys`);
@@ -89,15 +89,19 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     Bilinear upsampling makes every pixel a convex combination of computed ones, so the
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
     which is what survives a trainer's downscaling (docs/scaling.md, "Resolution policy").
+    ``config.amplitude`` "full" takes every computed value to the whole budget ``eps`` first
+    (:func:`full_amplitude`), at the size it was computed at.
     """
     h, w = x.shape[2:]
+    full = config.amplitude == "full"
     if not work_size or min(h, w) <= work_size:
-        return perturbation(generator, x, batch_keys(generator, x, known), config.tile, config.tile_overlap)
+        delta = perturbation(generator, x, batch_keys(generator, x, known), config.tile, config.tile_overlap)
+        return full_amplitude(delta, eps) if full else delta
     small = resize(x, scaled(h, w, work_size / min(h, w)))
     keys = getattr(getattr(generator, "config", None), "keys", None)
     seen = x if keys is not None and keys.image_size > work_size else small  # keys see what they trained on
     delta = perturbation(generator, small, batch_keys(generator, seen, known), config.tile, config.tile_overlap)
-    return resize(delta, (h, w), antialias=False)
+    return resize(full_amplitude(delta, eps) if full else delta, (h, w), antialias=False)
 
 
 def compare(written: torch.Tensor, original: torch.Tensor) -> tuple[int, float | None]:
