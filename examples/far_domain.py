@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="trainer epochs (default: the quick recipe's)")
     ap.add_argument("--fit", default="no,yes", help="poison --fit-keys choices to measure, comma-separated")
     ap.add_argument("--gen", type=Path, default=None, help="a protection file instead of the built-in generator")
-    ap.add_argument("--amplitude", default="full", help="poison --amplitude: full (the default) or generator")
+    ap.add_argument("--amplitude", default="generator", help="poison --amplitude: generator (the default) or full")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args()
     x, y = digits() if args.dataset == "digits" else shapes()

@@ -347,15 +347,15 @@ def test_a_folder_of_raw_files_says_what_to_do(tmp_path, gen_file):
 
 
 def test_full_amplitude_takes_every_value_to_the_budget_in_the_generators_direction(tmp_path, gen_file):
-    """--amplitude full (the default) moves every computed value by the whole budget, the sign the
-    generator chose; --amplitude generator keeps its amplitudes. Both stay within the budget."""
+    """--amplitude full moves every computed value by the whole budget, the sign the generator
+    chose; --amplitude generator (the default) keeps its amplitudes. Both stay within the budget."""
     from unlearnable.io.genfile import load_generator
     from unlearnable.poison import perturb_at
 
     gen, _ = load_generator(gen_file)
     x = torch.rand(2, 3, 32, 48)
-    own = perturb_at(gen, x, [None, None], PoisonConfig(amplitude="generator"), 0, 8 / 255)
-    full = perturb_at(gen, x, [None, None], PoisonConfig(), 0, 8 / 255)
+    own = perturb_at(gen, x, [None, None], PoisonConfig(), 0, 8 / 255)
+    full = perturb_at(gen, x, [None, None], PoisonConfig(amplitude="full"), 0, 8 / 255)
     assert torch.equal(full.sign(), own.sign()) and own.abs().max() <= 8 / 255 + 1e-6
     assert torch.allclose(full.abs()[own != 0], torch.tensor(8 / 255))
     assert own.abs().mean() < 0.9 * full.abs().mean()  # the generator alone leaves budget unused
@@ -370,5 +370,5 @@ def test_full_amplitude_takes_every_value_to_the_budget_in_the_generators_direct
     assert moved[inside].abs().min() == 8
     gentle = torch.from_numpy(np.array(Image.open(tmp_path.parent / "o-gen" / "p.png"))).int() - original
     assert gentle.abs().float().mean() < moved.abs().float().mean()
-    again = runner.invoke(app, ["poison", str(tmp_path), "--gen", str(gen_file), "--out", str(tmp_path.parent / "o-gen")])
-    assert again.exit_code == 1 and "--amplitude generator" in again.output  # a resume keeps the run's amplitude
+    again = runner.invoke(app, ["poison", str(tmp_path), "--gen", str(gen_file), "--out", str(tmp_path.parent / "o-full")])
+    assert again.exit_code == 1 and "--amplitude full" in again.output  # a resume keeps the run's amplitude

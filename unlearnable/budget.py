@@ -88,8 +88,9 @@ def apply_budget(original: torch.Tensor, delta: torch.Tensor, levels: int, rows:
 def full_amplitude(delta: torch.Tensor, eps: float) -> torch.Tensor:
     """Every value moved by the whole budget ``eps`` in the direction the generator chose (0 stays 0).
 
-    The keyed generators plant one pattern per key (98% of a perturbation's energy on CIFAR-10
-    is its key's mean pattern) but leave most values well inside the budget; the same pattern at
-    the whole budget is a stronger shortcut (docs/label-free.md, "The whole budget").
+    The keyed generators plant one pattern per key (98% of the built-in generator's energy on
+    CIFAR-10 is its key's mean pattern) but leave many values inside the budget; at the whole
+    budget the same pattern protected more on small folders, not on a large one
+    (docs/label-free.md, "The whole budget"). `poison --amplitude full`.
     """
     return delta.sign().mul_(eps)

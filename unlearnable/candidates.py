@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .budget import apply_budget, full_amplitude
+from .budget import apply_budget
 from .data import load_pictures
 from .errors import DataError
 from .io.genfile import load_generator
@@ -52,7 +52,7 @@ def _protect(gen_path: Path, x: torch.Tensor, x_keys: torch.Tensor, device, batc
     for b, k in zip(x.split(batch), x_keys.split(batch)):
         xb = b.to(device).float().div(255)
         y = gen.key(k.to(device).float().div(255))
-        delta = full_amplitude(gen(xb, y), levels / 255).cpu()  # as `poison` writes it by default
+        delta = gen(xb, y).cpu()  # as `poison` writes it by default (--amplitude generator)
         out.extend(apply_budget(p.permute(1, 2, 0), d, levels).permute(2, 0, 1) for p, d in zip(b, delta))
     return torch.stack(out)
 

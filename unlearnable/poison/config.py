@@ -28,9 +28,10 @@ class PoisonConfig:
     # yes: the file's K-means keys are fitted again to the folder first (fit_keys.py); no: kept;
     # auto: fitted for the built-in generator where the folder has enough pictures, else kept
     fit_keys: str = "auto"
-    # full: every value of the computed perturbation taken to the whole budget, in its direction
-    # (a stronger shortcut); generator: the amplitudes the generator gave (a smaller change)
-    amplitude: str = "full"
+    # generator: the amplitudes the generator gave; full: every value of the computed perturbation
+    # taken to the whole budget, in its direction (more protection on small folders, measured;
+    # not at full size: docs/label-free.md, "The whole budget")
+    amplitude: str = "generator"
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError

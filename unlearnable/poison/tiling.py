@@ -89,8 +89,8 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     Bilinear upsampling makes every pixel a convex combination of computed ones, so the
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
     which is what survives a trainer's downscaling (docs/scaling.md, "Resolution policy").
-    ``config.amplitude`` "full" takes every computed value to the whole budget ``eps`` first
-    (:func:`full_amplitude`), at the size it was computed at.
+    ``config.amplitude`` "full" (not the default) takes every computed value to the whole budget
+    ``eps`` first (:func:`full_amplitude`), at the size it was computed at.
     """
     h, w = x.shape[2:]
     full = config.amplitude == "full"
