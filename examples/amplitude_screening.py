@@ -5,7 +5,8 @@ The pictures are CIFAR-10 training pictures ``--lo``..``--hi`` of each class in 
 (read from the extracted archive), the trainer's test set the first ``--test-per-class`` test
 pictures of those classes. Each picture takes its key from the file's key model (``--keys
 own``) or from K-means fitted to these pictures in the same features (``--keys fitted``, as
-`poison --fit-keys` fits them). The perturbations compared, each rounded into 8-bit levels
+`poison --fit-keys` fits them, but numbered in K-means order: `poison` gives each new cluster
+the file's key most of its pictures had). The perturbations compared, each rounded into 8-bit levels
 within the budget as `poison` does, then the trainer for seeds 0-2:
 
 * ``none``: the originals;

@@ -230,10 +230,10 @@ def protect_folder(
     return result
 
 
-def _is_built_in(gen_path: Path) -> bool:
-    """Whether ``gen_path`` is the generator that ships with the package (or a copy of it)."""
+def _is_built_in(gen_sha: str) -> bool:
+    """Whether the file with SHA-256 ``gen_sha`` is the generator that ships with the package (or a copy)."""
     shipped = default_generator()
-    return shipped is not None and sha256_file(gen_path) == sha256_file(shipped)
+    return shipped is not None and gen_sha == sha256_file(shipped)
 
 
 def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: PoisonConfig, device,
@@ -241,11 +241,12 @@ def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: Pois
     """The file with keys fitted to this folder when ``config.fit_keys`` asks for it (else None), and
     why ``auto`` kept the built-in generator's own keys ("" when it did not, or was not asked)."""
     auto = config.fit_keys == "auto"
-    built_in = auto and _is_built_in(gen_path)
+    gen_sha = sha256_file(gen_path)
+    built_in = auto and _is_built_in(gen_sha)
     if not should_fit(config.fit_keys, info, len(files), built_in):
         return None, kept_reason(info, len(files)) if built_in else ""
     have = (out_dir / FITTED).is_file()
-    if not have and sha256_file(gen_path) in recorded_generators(out_dir):
+    if not have and gen_sha in recorded_generators(out_dir):
         if auto:  # an earlier run protected part of this folder with the file's own keys: go on with them
             return None, "kept the built-in generator's own keys, which an earlier run into this folder used"
         raise DataError(f"{out_dir} was protected with the file's own keys; run with --fit-keys no to continue it, "
