@@ -9,6 +9,8 @@ folder, in the features of ``--keys`` (an encoder file or a generator file with 
 default: the shipped small-CNN key model). The labels are used only to score.
 
 * ``--pca``: the same K-means on the features projected on their first N principal axes.
+* ``--neighbours N``: each K-means start also refined so that pictures share a key with their
+  N nearest neighbours (``train-generator --key-neighbours N``).
 * ``--self-label R``: R rounds of fine-tuning the encoder to predict its own clusters (the
   60% of each cluster nearest its centre, 3 epochs, crop+flip), then clustering again.
 """
@@ -27,7 +29,7 @@ from unlearnable.augment import crop_flip
 from unlearnable.data import load_labelled
 from unlearnable.io.genfile import load_keys
 from unlearnable.methods.base import small_cnn_encoder
-from unlearnable.models.keys import ClusterKeys, kmeans
+from unlearnable.models.keys import ClusterKeys, kmeans, refine_by_neighbours
 
 
 def purity(cluster: torch.Tensor, y: torch.Tensor) -> float:
@@ -73,6 +75,7 @@ def main() -> None:
     ap.add_argument("--pca", default="", help="comma-separated numbers of principal axes")
     ap.add_argument("--self-label", type=int, default=0, help="rounds of self-labelling")
     ap.add_argument("--seeds", type=int, default=1, help="K-means starts, each printed")
+    ap.add_argument("--neighbours", default="", help="comma-separated neighbour counts for the refined clusters")
     a = ap.parse_args()
     torch.manual_seed(0)
     source = load_keys(a.keys or small_cnn_encoder())
@@ -85,6 +88,9 @@ def main() -> None:
     with torch.no_grad():
         f = keys.features(x)
     print("the same features, K-means starts (seeds):", [round(purity(assign(f, k, s), y), 3) for s in range(a.seeds)])
+    for n in [int(v) for v in a.neighbours.split(",") if v]:
+        refined = [purity(torch.cdist(f, refine_by_neighbours(f, kmeans(f, k, s), n, s)).argmin(1), y) for s in range(a.seeds)]
+        print(f"refined by {n} neighbours:", [round(v, 3) for v in refined])
     centred = f - f.mean(0)
     for n in [int(v) for v in a.pca.split(",") if v]:
         _, _, axes = torch.pca_lowrank(centred, q=n, center=False)

@@ -252,3 +252,45 @@ def test_kmeans_starts_reach_the_keys_and_are_refused_with_folder_keys(tmp_path,
     res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", "--kmeans-starts", "4",
                               "--out", str(tmp_path / "h.safetensors")])
     assert res.exit_code == 2 and "--kmeans-starts goes with --keys clusters" in res.output
+
+
+def test_neighbour_refinement_moves_a_cut_into_the_gap():
+    """Centres whose border cuts through a dense group, another group lying apart: refined so
+    that neighbours share a key, the border moves into the gap and each group is one key."""
+    import torch.nn.functional as F
+
+    from unlearnable.models.keys import refine_by_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.cat([torch.randn(100, 2, generator=g) * 0.1, torch.randn(100, 2, generator=g) * 0.1 + torch.tensor([1.0, 0])])
+    f = F.normalize(torch.cat([p, torch.full((200, 1), 2.0)], 1), dim=1)
+    cut = F.normalize(torch.tensor([[0.0, -0.1, 2.0], [0.0, 0.1, 2.0]]), dim=1)  # both centres in the first group
+    before = torch.cdist(f, cut).argmin(1)
+    assert before[:100].unique().numel() == 2  # the cut runs through the first group
+    for seed in (0, 1):
+        after = torch.cdist(f, refine_by_neighbours(f, cut, neighbours=10, seed=seed)).argmin(1)
+        assert after[:100].unique().numel() == 1 and after[100:].unique().numel() == 1 and after[0] != after[100]
+
+
+def test_key_neighbours_reach_the_keys_and_are_refused_with_folder_keys(tmp_path, monkeypatch):
+    """`--key-neighbours N` refines the clusters (and is recorded); folder keys have none to refine."""
+    from unlearnable.models import keys as keys_module
+
+    flat_folder(tmp_path / "photos", per_class=4)
+    seen = []
+    real = keys_module.refine_by_neighbours
+
+    def spy(f, c, neighbours=20, seed=0, **kw):
+        seen.append(neighbours)
+        return real(f, c, neighbours, seed, **kw)
+
+    monkeypatch.setattr(keys_module, "refine_by_neighbours", spy)
+    gen = tmp_path / "g.safetensors"
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
+                              "--image-size", "16", "--encoder", "colour", "--clusters", "3", "--key-neighbours", "5",
+                              "--out", str(gen), "--json"])
+    assert res.exit_code == 0, res.output
+    assert seen == [5] and load_generator(gen)[1].training["key_neighbours"] == 5
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", "--key-neighbours", "5",
+                              "--out", str(tmp_path / "h.safetensors")])
+    assert res.exit_code == 2 and "--key-neighbours goes with --keys clusters" in res.output

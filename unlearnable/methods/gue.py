@@ -86,6 +86,9 @@ GUE_OPTIONS = (
            "under 200 pictures.", min=2, max=1024),
     Option("kmeans_starts", int, "K-means starts with --keys clusters (k-means++ seeds --seed, --seed + 1, ...; the "
            "clustering that fits the features best is kept); default from the preset.", min=1, max=100),
+    Option("key_neighbours", int, "With --keys clusters: refine the K-means clusters so that each picture shares its "
+           "key with its nearest neighbours in the features (this many; 0: K-means alone); default from the preset.",
+           min=0, max=200),
     Option("encoder", str, f"Features the clusters are made in: {DEFAULT_ENCODER} (default: an ImageNet-trained "
            "network installed with the package), efficientnet-lite0 (a smaller one: faster, less pure keys; "
            "the default before), small-cnn (a small CNN trained on five CIFAR-10 classes), colour (mean colours on a "
@@ -134,6 +137,8 @@ class GueMethod(Method):
             raise ConfigError("--clusters goes with --keys clusters (folders gives one key per class)")
         if given.get("kmeans_starts") is not None and given.get("keys", "clusters") != "clusters":
             raise ConfigError("--kmeans-starts goes with --keys clusters (folders fits no K-means)")
+        if given.get("key_neighbours") is not None and given.get("keys", "clusters") != "clusters":
+            raise ConfigError("--key-neighbours goes with --keys clusters (folders fits no clusters)")
         overrides = {k: given[k] for k in _PLAIN if given.get(k) is not None}
         base = PRESETS[preset]
         overrides["bome"] = replace(base.bome, **{k: given[k] for k in _BOME if given.get(k) is not None})

@@ -133,6 +133,58 @@ def _lloyd(f: torch.Tensor, c: torch.Tensor, iterations: int) -> torch.Tensor:
     return c
 
 
+def nearest_neighbours(f: torch.Tensor, n: int, chunk: int = 2048) -> torch.Tensor:
+    """(N, n) indices of each unit feature's n most similar others (itself left out), computed a
+    block of rows at a time so that memory grows with N, not N squared."""
+    out = []
+    for start in range(0, len(f), chunk):
+        sim = f[start:start + chunk] @ f.T
+        rows = torch.arange(len(sim), device=f.device)
+        sim[rows, rows + start] = -float("inf")
+        out.append(sim.topk(min(n, len(f) - 1), dim=1).indices)
+    return torch.cat(out)
+
+
+def refine_by_neighbours(f: torch.Tensor, c: torch.Tensor, neighbours: int = 20, seed: int = 0,
+                         steps: int = 300, balance: float = 5.0) -> torch.Tensor:
+    """Centres (k, D) of a clustering of unit features f (N, D) that keeps neighbours together.
+
+    K-means cuts the feature space into cells; a picture near a cell's border often lands apart
+    from its nearest neighbours, which mostly share its class. After SCAN (Van Gansbeke et al.,
+    ECCV 2020, Eq. 2), a linear soft assignment, started at the centres ``c``, is trained for
+    ``steps`` full-batch Adam steps to give every picture and one of its ``neighbours`` nearest
+    neighbours (drawn anew each step) the same cluster, with ``balance`` times the entropy of
+    the mean assignment against collapsing into few clusters. The result is returned as the
+    centroids of its clusters, so that a key stays the nearest centre, as before.
+    """
+    k = len(c)
+    if len(f) <= k or neighbours < 1:
+        return c
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    near = nearest_neighbours(f, neighbours)
+    head = nn.Linear(f.shape[1], k).to(f.device)
+    with torch.no_grad():
+        head.weight.copy_(F.normalize(c, dim=1) * 10)  # softmax of 10 x cosine: the K-means cells, softened
+        head.bias.zero_()
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
+    rows = torch.arange(len(f), device=f.device)
+    with torch.enable_grad():
+        for _ in range(steps):
+            p = F.softmax(head(f), 1)
+            j = near[rows, torch.randint(near.shape[1], (len(f),), generator=g).to(f.device)]
+            agree = -torch.log((p * p[j]).sum(1).clamp_min(1e-8)).mean()
+            mean = p.mean(0)
+            loss = agree + balance * (mean * mean.clamp_min(1e-8).log()).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        assign = head(f).argmax(1)
+    sums = torch.zeros_like(c).index_add_(0, assign, f)
+    counts = torch.bincount(assign, minlength=k).to(f.dtype)
+    return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], c)  # empty: keep K-means'
+
+
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
@@ -219,12 +271,17 @@ class ClusterKeys(nn.Module):
     @torch.no_grad()
     def fit_and_assign(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
                        encoder: nn.Module | None = None, starts: int = 1,
-                       on_progress: OnProgress | None = None) -> tuple["ClusterKeys", torch.Tensor]:
-        """:meth:`fit_kmeans`, and the key of every picture of x, from one pass of the encoder."""
+                       on_progress: OnProgress | None = None, neighbours: int = 0) -> tuple["ClusterKeys", torch.Tensor]:
+        """:meth:`fit_kmeans`, and the key of every picture of x, from one pass of the encoder.
+
+        ``neighbours`` > 0: the K-means centres refined by :func:`refine_by_neighbours`.
+        """
         keys = cls._new(config, x.device, encoder)
         f = keys._standardise_on(x, on_progress)
         k = min(config.clusters, len(f))
         c = kmeans(f, k, seed, iterations, starts)
+        if neighbours:
+            c = refine_by_neighbours(f, c, neighbours, seed)
         if k < config.clusters:  # fewer pictures than clusters: repeat centres, never chosen twice
             c = torch.cat([c, c[:config.clusters - k] + 1e6])
         keys.centres.copy_(c)

@@ -62,6 +62,7 @@ class GeneratorTrainingConfig:
     keys: str = "clusters"  # where y comes from: clusters (K-means, no labels needed) | folders (class sub-folders)
     clusters: int | None = None  # K for keys="clusters"; None: 10, fewer (N // 20, at least 2) below 200 pictures
     kmeans_starts: int = 1  # k-means++ starts (seeds seed, seed + 1, ...); the lowest within-cluster distance is kept
+    key_neighbours: int = 0  # > 0: K-means refined so that each picture shares a key with its nearest neighbours (this many)
     encoder: str | None = None  # key features: an ImageNet encoder's name (PRETRAINED), a file with a trained encoder, or None (mean colours)
     key_size: int | None = None  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys; None: the encoder's own
     victim: str = "small-cnn"  # follower architecture in the game
@@ -420,7 +421,7 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
     kc = KeyConfig(clusters=k, source="kmeans", **features)
     return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts,
-                                      on_progress=on_progress)
+                                      on_progress=on_progress, neighbours=config.key_neighbours)
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:
