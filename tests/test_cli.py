@@ -138,8 +138,12 @@ def test_evaluate_on_a_flat_folder_without_labels_says_how_to_give_them(tmp_path
         res = runner.invoke(app, [command, str(flat), "--test", str(flat), "--epochs", "1"])
         assert res.exit_code == 1 and "Traceback" not in res.output
         assert "has no class sub-folders: give the trainer's labels with --labels FILE" in " ".join(res.output.split())
-        # with --clean and no --test the scraper's labels stand in; three pictures are too few for them
+        # with --clean and no --test cluster labels stand in, or a scraper's; three pictures are too few for either
         res = runner.invoke(app, [command, str(flat), "--clean", str(flat), "--epochs", "1"])
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        said = " ".join(res.output.split())
+        assert "3 pictures are too few to cluster" in said and "--labels FILE" in said
+        res = runner.invoke(app, [command, str(flat), "--clean", str(flat), "--epochs", "1", "--auto-labels", "imagenet"])
         assert res.exit_code == 1 and "Traceback" not in res.output
         said = " ".join(res.output.split())
         assert "fewer than 2 ImageNet classes" in said and "--labels FILE" in said

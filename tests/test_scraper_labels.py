@@ -21,10 +21,10 @@ def _protected_flat_folder(tmp_path) -> None:
     assert res.exit_code == 0, res.output
 
 
-def test_evaluate_a_flat_folder_with_no_labels_names_the_labels_it_used(tmp_path):
+def test_scraper_labels_on_a_flat_folder_name_the_classes_they_used(tmp_path):
     _protected_flat_folder(tmp_path)
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
-                              "--json"])
+                              "--auto-labels", "imagenet", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert "top-1 ImageNet class" in out["labels"] and "classes (" in out["labels"]
@@ -36,7 +36,7 @@ def test_evaluate_a_flat_folder_with_no_labels_names_the_labels_it_used(tmp_path
         assert img.format == "PNG" and img.width > 400
 
     res = runner.invoke(app, ["defend", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
-                              "--defense", "grayscale", "--json"])
+                              "--defense", "grayscale", "--auto-labels", "imagenet", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert "top-1 ImageNet class" in out["labels"] and [r["defense"] for r in out["rows"]] == ["grayscale"]
@@ -60,9 +60,10 @@ def test_cluster_labels_follow_the_content_and_say_what_they_are(tmp_path):
 
 
 def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them(tmp_path):
+    """Cluster labels are the default with no labels at all."""
     _protected_flat_folder(tmp_path)
     res = runner.invoke(app, ["evaluate", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
-                              "--auto-labels", "clusters", "--json"])
+                              "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["labels"].startswith("labels: 3 K-means clusters") and out["train_images"] == 48
@@ -82,7 +83,7 @@ def test_cluster_labels_asked_for_where_labels_exist_says_they_are_not_used(tmp_
 
     write_folder(tmp_path / "photos", *gratings(6, seed=0), [f"class{c}" for c in range(8)])
     res = runner.invoke(app, ["evaluate", str(tmp_path / "photos"), "--test", str(tmp_path / "photos"), "--epochs", "1",
-                              "--auto-labels", "clusters", "--json"])
+                              "--auto-labels", "imagenet", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["labels"] == ("labels: the class sub-folders (--auto-labels clusters is for folders "
+    assert json.loads(res.stdout)["labels"] == ("labels: the class sub-folders (--auto-labels imagenet is for folders "
                                                 "with no labels at all, so it is not used)")

@@ -28,7 +28,7 @@ class DefendConfig:
     image_size: int = 32  # pixels
     export: Path | None = None  # write the purified protected pictures here, one folder per defense
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
-    auto_labels: str = "imagenet"  # with no labels: imagenet (a scraper's) or clusters (scraper_labels.py)
+    auto_labels: str = "clusters"  # with no labels: clusters (K-means of ImageNet features) or imagenet (a scraper's); scraper_labels.py
 
 
 @dataclass

@@ -39,7 +39,7 @@ class EvaluationConfig:
     protect_ratio: float = 1.0  # share of the training pictures that are protected, 0-1
     clean_extra: Path | None = None  # further clean labelled pictures added to every training set
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
-    auto_labels: str = "imagenet"  # with no labels: imagenet (a scraper's) or clusters (scraper_labels.py)
+    auto_labels: str = "clusters"  # with no labels: clusters (K-means of ImageNet features) or imagenet (a scraper's); scraper_labels.py
 
 
 @dataclass

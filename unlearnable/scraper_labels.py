@@ -127,14 +127,14 @@ def cluster_labels(clean_dir: Path, device: torch.device, seed: int = 0,
 
 def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path | None, clean_dir: Path | None,
                    device: torch.device, on_progress: Callable[[int, int], None] | None = None,
-                   auto: str = "imagenet") -> tuple[LabelSource, str]:
+                   auto: str = "clusters") -> tuple[LabelSource, str]:
     """How `evaluate` and `defend` label the training pictures, and a line saying so.
 
     A labels CSV if given; else class sub-folders where the protected folder has them; else,
     with originals to hold a test fifth out of (``--clean``, no ``--test``), labels made from
-    the originals: ``auto`` ``imagenet``, a scraper's, or ``clusters``.
+    the originals: ``auto`` ``clusters`` (the default) or ``imagenet``, a scraper's.
     """
-    unused = "" if auto == "imagenet" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
+    unused = "" if auto == "clusters" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:
         return read_label_file(labels_file), f"labels: {labels_file}{unused}"
     if class_folders(protected_dir) or test_dir is not None or clean_dir is None:
