@@ -230,29 +230,35 @@ def test_the_built_in_generator_has_imagenet_keys_and_small_cnn_asks_for_a_file(
     assert "\n" not in str(err.value)
 
 
-def test_kmeans_starts_reach_the_keys_and_are_refused_with_folder_keys(tmp_path, monkeypatch):
-    """`--kmeans-starts N` reaches K-means (and the file's settings); folder keys fit no K-means."""
+@pytest.mark.parametrize("option, field, value, target, seen_of", [
+    ("--kmeans-starts", "kmeans_starts", 4, "kmeans", lambda args, kw: kw.get("starts", args[4] if len(args) > 4 else 1)),
+    ("--key-neighbours", "key_neighbours", 5, "refine_by_neighbours",
+     lambda args, kw: kw.get("neighbours", args[2] if len(args) > 2 else 20)),
+])
+def test_cluster_options_reach_the_keys_and_are_refused_with_folder_keys(tmp_path, monkeypatch, option, field, value,
+                                                                         target, seen_of):
+    """`--kmeans-starts N` reaches K-means, `--key-neighbours N` the refinement (both recorded in the
+    file's settings); folder keys fit no clusters, so both are refused with them."""
     from unlearnable.models import keys as keys_module
 
     flat_folder(tmp_path / "photos", per_class=4)
     seen = []
-    real = keys_module.kmeans
+    real = getattr(keys_module, target)
 
-    def spy(f, k, seed=0, iterations=30, starts=1):
-        seen.append(starts)
-        return real(f, k, seed, iterations, starts)
+    def spy(*args, **kw):
+        seen.append(seen_of(args, kw))
+        return real(*args, **kw)
 
-    monkeypatch.setattr(keys_module, "kmeans", spy)
+    monkeypatch.setattr(keys_module, target, spy)
     gen = tmp_path / "g.safetensors"
     res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
-                              "--image-size", "16", "--encoder", "colour", "--clusters", "3", "--kmeans-starts", "4",
+                              "--image-size", "16", "--encoder", "colour", "--clusters", "3", option, str(value),
                               "--out", str(gen), "--json"])
     assert res.exit_code == 0, res.output
-    assert seen == [4] and load_generator(gen)[1].training["kmeans_starts"] == 4
-    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", "--kmeans-starts", "4",
+    assert seen == [value] and load_generator(gen)[1].training[field] == value
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", option, str(value),
                               "--out", str(tmp_path / "h.safetensors")])
-    assert res.exit_code == 2 and "--kmeans-starts goes with --keys clusters" in res.output
-
+    assert res.exit_code == 2 and f"{option} goes with --keys clusters" in res.output
 
 def test_neighbour_refinement_moves_a_cut_into_the_gap():
     """Centres whose border cuts through a dense group, another group lying apart: refined so
@@ -270,27 +276,3 @@ def test_neighbour_refinement_moves_a_cut_into_the_gap():
     for seed in (0, 1):
         after = torch.cdist(f, refine_by_neighbours(f, cut, neighbours=10, seed=seed)).argmin(1)
         assert after[:100].unique().numel() == 1 and after[100:].unique().numel() == 1 and after[0] != after[100]
-
-
-def test_key_neighbours_reach_the_keys_and_are_refused_with_folder_keys(tmp_path, monkeypatch):
-    """`--key-neighbours N` refines the clusters (and is recorded); folder keys have none to refine."""
-    from unlearnable.models import keys as keys_module
-
-    flat_folder(tmp_path / "photos", per_class=4)
-    seen = []
-    real = keys_module.refine_by_neighbours
-
-    def spy(f, c, neighbours=20, seed=0, **kw):
-        seen.append(neighbours)
-        return real(f, c, neighbours, seed, **kw)
-
-    monkeypatch.setattr(keys_module, "refine_by_neighbours", spy)
-    gen = tmp_path / "g.safetensors"
-    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
-                              "--image-size", "16", "--encoder", "colour", "--clusters", "3", "--key-neighbours", "5",
-                              "--out", str(gen), "--json"])
-    assert res.exit_code == 0, res.output
-    assert seen == [5] and load_generator(gen)[1].training["key_neighbours"] == 5
-    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--keys", "folders", "--key-neighbours", "5",
-                              "--out", str(tmp_path / "h.safetensors")])
-    assert res.exit_code == 2 and "--key-neighbours goes with --keys clusters" in res.output

@@ -126,12 +126,13 @@ def _match(new: torch.Tensor, old: torch.Tensor, k: int) -> list[int]:
 
 @torch.no_grad()
 def fit_keys(files: list[Path], gen_path: Path, out_dir: Path, device, workers: int = 2,
-             on_progress: OnProgress | None = None) -> FitReport:
+             on_progress: OnProgress | None = None, base_sha: str | None = None) -> FitReport:
     """The generator of ``gen_path`` with its centres fitted to ``files``, written to ``out_dir``.
 
     A fitted file already in ``out_dir`` made from the same generator is used again as it is.
+    ``base_sha``: the SHA-256 of ``gen_path`` where the caller has it already.
     """
-    base_sha = sha256_file(gen_path)
+    base_sha = base_sha or sha256_file(gen_path)
     path = Path(out_dir) / FITTED
     if path.is_file() and _fitted_from(path) == base_sha:
         return FitReport(path, int(read_info(path).training.get("keys_fitted_pictures", 0)), reused=True)

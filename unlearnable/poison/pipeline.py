@@ -257,7 +257,8 @@ def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: Pois
                           f"(fit them once with a run without --shard, whose {FITTED} every part then uses)")
         raise ConfigError("--fit-keys yes with --shard: each part would fit keys of its own; fit them once with "
                           f"a run without --shard, whose {FITTED} in the output folder every part then uses")
-    return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys), ""
+    return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys,
+                    base_sha=gen_sha), ""
 
 
 def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector, labels,
