@@ -73,7 +73,35 @@ def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them
     res = runner.invoke(app, ["evaluate", str(few), "--clean", str(few), "--epochs", "1", "--auto-labels", "clusters"])
     assert res.exit_code == 1 and "30 pictures are too few to cluster" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", str(few), "--clean", str(few), "--auto-labels", "kmeans"])
-    assert res.exit_code == 2 and "imagenet or clusters" in res.output
+    assert res.exit_code == 2 and "clusters, imagenet or folders" in res.output
+
+
+def test_an_owners_albums_are_not_taken_for_classes(tmp_path):
+    """Nested albums: every picture is labelled by clusters, and the output says how to use the folders instead."""
+    _protected_flat_folder(tmp_path)
+    for root in ("photos", "prot"):  # the same album layout in the originals and the protected copy
+        pictures = sorted(p for p in (tmp_path / root).iterdir() if p.suffix in (".jpg", ".png"))
+        for i, p in enumerate(pictures):
+            album = tmp_path / root / ["", "2024", "2024/summer", "family"][i % 4]
+            album.mkdir(parents=True, exist_ok=True)
+            p.rename(album / p.name)
+    prot, photos = str(tmp_path / "prot"), str(tmp_path / "photos")
+    res = runner.invoke(app, ["evaluate", prot, "--clean", photos, "--epochs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["labels"].startswith("labels: 3 K-means clusters") and "--auto-labels folders" in out["labels"]
+    assert out["train_images"] + out["test_images"] == 60  # the pictures at the top and two levels down too
+
+    res = runner.invoke(app, ["evaluate", prot, "--clean", photos, "--epochs", "1", "--auto-labels", "folders", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["labels"] == "labels: the class sub-folders (--auto-labels folders)"
+    assert out["train_images"] + out["test_images"] < 60  # two classes, 2024 and family: the top level has no class
+
+    flat = tmp_path / "flat"
+    flat_folder(flat, n_classes=2, per_class=10, size=32)
+    res = runner.invoke(app, ["evaluate", str(flat), "--clean", str(flat), "--auto-labels", "folders"])
+    assert res.exit_code == 1 and "has no sub-folders to take as classes" in res.output and "Traceback" not in res.output
 
 
 def test_cluster_labels_asked_for_where_labels_exist_says_they_are_not_used(tmp_path):

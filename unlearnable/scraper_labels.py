@@ -35,7 +35,7 @@ OTHER = "other"
 MIN_PICTURES = 5  # a class named by the classifier keeps at least this many pictures
 CLUSTERS = 10  # classes of the cluster labelling, fewer on a small folder
 CLUSTER_PICTURES = 20  # pictures per cluster at least, on average, to train and to test on
-AUTO_LABELS = ("imagenet", "clusters")
+AUTO_LABELS = ("clusters", "imagenet", "folders")
 
 
 @dataclass(frozen=True)
@@ -130,16 +130,29 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
                    auto: str = "clusters") -> tuple[LabelSource, str]:
     """How `evaluate` and `defend` label the training pictures, and a line saying so.
 
-    A labels CSV if given; else class sub-folders where the protected folder has them; else,
-    with originals to hold a test fifth out of (``--clean``, no ``--test``), labels made from
-    the originals: ``auto`` ``clusters`` (the default) or ``imagenet``, a scraper's.
+    A labels CSV if given; else, with a ``--test`` folder or no originals, the class
+    sub-folders (the test pictures need classes of the same names). Else labels made from the
+    originals, whatever their layout: ``auto`` ``clusters`` (the default) or ``imagenet``, a
+    scraper's; ``folders`` takes the first-level sub-folders as the classes. Sub-folders are
+    not taken as classes by default: an owner's are albums or dates more often than a
+    trainer's classes, and where they are classes the clusters rank protections as the true
+    labels do (docs/trainer.md, "No labels at all").
     """
     unused = "" if auto == "clusters" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:
         return read_label_file(labels_file), f"labels: {labels_file}{unused}"
-    if class_folders(protected_dir) or test_dir is not None or clean_dir is None:
-        return "folders", f"labels: the class sub-folders{unused}"
+    folders = class_folders(protected_dir)
+    if test_dir is not None or clean_dir is None:
+        return "folders", f"labels: the class sub-folders{unused if auto == 'imagenet' else ''}"
+    if auto == "folders":
+        if not folders:
+            raise DataError(f"--auto-labels folders: {protected_dir} has no sub-folders to take as classes; leave the "
+                            "option out to label the pictures by clusters, or give the trainer's labels with --labels FILE")
+        return "folders", "labels: the class sub-folders (--auto-labels folders)"
+    hint = (f"; the pictures sit in {len(folders)} sub-folders: if they are a trainer's classes, --auto-labels folders "
+            "checks with them" if folders else "")
     if auto == "clusters":
-        return cluster_labels(clean_dir, device, on_progress=on_progress)
+        labels, said = cluster_labels(clean_dir, device, on_progress=on_progress)
+        return labels, said + hint
     scraped = scraper_labels(clean_dir, device, on_progress=on_progress)
-    return scraped.labels, scraped.describe()
+    return scraped.labels, scraped.describe() + hint

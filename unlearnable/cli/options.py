@@ -31,7 +31,7 @@ ImageSizeOpt = typer.Option(32, "--image-size", min=8, help="Training resolution
 # the trainer's side (evaluate, defend)
 TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json); without one, the originals of a held-out fifth of the pictures (needs --clean).")
 LabelsOpt = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it).")
-AutoLabelsOpt = typer.Option("clusters", "--auto-labels", help="With no labels at all (no --labels, no class sub-folders; --clean and no --test): clusters (default) labels the originals by 10 K-means clusters of the shipped ImageNet network's features, a stand-in for a trainer's classes that ranks protections as a trainer's true labels do; imagenet by the network's top-1 ImageNet class, as a scraper would, which tells little where the network cannot name the pictures (docs/trainer.md).")
+AutoLabelsOpt = typer.Option("clusters", "--auto-labels", help="How the pictures are labelled when no --labels and no --test are given (--clean needed), whatever the layout: clusters (default) labels the originals by 10 K-means clusters of the shipped ImageNet network's features, a stand-in for a trainer's classes that ranks protections as a trainer's true labels do; imagenet by the network's top-1 ImageNet class, as a scraper would, which tells little where the network cannot name the pictures; folders takes the first-level sub-folders as the classes, for folders that are a trainer's classes (docs/trainer.md).")
 ArchOpt = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe.")
 RecipeOpt = typer.Option("quick", "--recipe", help=f"Training recipe: {', '.join(RECIPES)} (quick: small CNN from scratch, minutes on a CPU; paper: ResNet-18, 100 epochs, lr 0.1 under adversarial training; pretrained: fine-tunes every layer of the shipped ImageNet network; linear-probe: trains only a new last layer on its frozen features).")
 EpochsOpt: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs; default from the recipe.")
@@ -51,7 +51,7 @@ def auto_labels_option(value: str) -> str:
     from ..scraper_labels import AUTO_LABELS
 
     if value not in AUTO_LABELS:
-        raise typer.BadParameter(f"--auto-labels {value!r}: use {' or '.join(AUTO_LABELS)}")
+        raise typer.BadParameter(f"--auto-labels {value!r}: use {', '.join(AUTO_LABELS[:-1])} or {AUTO_LABELS[-1]}")
     return value
 
 
