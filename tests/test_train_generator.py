@@ -90,6 +90,24 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, small_set):
         assert torch.equal(pa, pb), name
 
 
+def test_a_paused_run_writes_its_generator_so_far_and_resumes_to_the_same_result(tmp_path, small_set):
+    reference = tmp_path / "ref.safetensors"
+    train_generator(small_set, reference, _tiny(), CPU)
+    out = tmp_path / "g.safetensors"
+    paused = train_generator(small_set, out, _tiny(), CPU, pause_after=1)
+    assert paused.paused and paused.epochs_done == 1 and checkpoint_path(out).exists()
+    early, info = load_generator(out)  # a protection file as it stands after one epoch
+    assert info.training["paused_at_epoch"] == 1
+    done = train_generator(small_set, out, _tiny(), CPU, resume=True)
+    assert not done.paused and done.epochs_done == 3 and not checkpoint_path(out).exists()
+    a, _ = load_generator(reference)
+    b, info = load_generator(out)
+    assert "paused_at_epoch" not in info.training
+    for (name, pa), pb, pe in zip(a.state_dict().items(), b.state_dict().values(), early.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pe) for pa, pe in zip(a.state_dict().values(), early.state_dict().values()))
+
+
 def test_fraction_trains_on_a_subset(tmp_path, small_set):
     result = train_generator(small_set, tmp_path / "g.safetensors", _tiny(fraction=0.5), CPU)
     assert result.images == 24

@@ -145,6 +145,7 @@ class TrainingResult:
     final_stats: dict
     keys: str = ""  # where the generator's keys came from, e.g. "10 clusters (efficientnet-lite0 features)"
     key_hint: str = ""  # how to choose the other key source, where the folder suggests it
+    paused: bool = False  # stopped at pause_after: the checkpoint is kept for a resume
     skipped_files: list[dict] = field(default_factory=list)  # {"path", "reason"} of each picture left out
 
     def to_dict(self) -> dict:
@@ -173,11 +174,13 @@ def train_generator(
     on_step: Callable[[dict], None] | None = None,
     on_keys: Callable[[int, int], None] | None = None,
     ctx: Context = SINGLE,
+    pause_after: int | None = None,
 ) -> TrainingResult:
     """Train a generator on the pictures under ``data_root`` (any layout) and write it to ``out``.
 
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
-    from it. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
+    from it. ``pause_after`` = E stops after epoch E: the generator as it is then is written to
+    ``out`` and the checkpoint kept, so that ``resume=True`` continues the same run to its end. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
     Under torchrun (``ctx``), each process takes its share of every batch and gradients are
     averaged; only rank 0 writes files.
     """
@@ -196,7 +199,9 @@ def train_generator(
                 f"{ckpt} was made with different options or data; rerun with the same options, or delete it"
             )
     progress["config"] = _config_key(config, data)
-    stopped_early, stats = _play(players, data.x.to(device), y_all, config, progress, ckpt, ctx, on_step)
+    stopped_early, stats = _play(players, data.x.to(device), y_all, config, progress, ckpt, ctx, on_step,
+                                 pause_after)
+    paused = progress["epoch"] < config.total_epochs and not stopped_early
     seconds = progress["seconds"]
     n = len(y_all)
     info = GeneratorInfo(
@@ -205,18 +210,19 @@ def train_generator(
         method="gue-at" if config.adv_eps > 0 else "gue", solver=config.solver if config.epochs else "min-min",
         victim=config.victim,
         training={**asdict(config), "images": n, "steps": progress["steps"], "seconds": round(seconds, 1),
-                  "stopped_early": stopped_early},
+                  "stopped_early": stopped_early, **({"paused_at_epoch": progress["epoch"]} if paused else {})},
     )
     if ctx.is_main:
         save_generator(out, players.generator.eval(), info)
-        ckpt.unlink()
+        if not paused:
+            ckpt.unlink()
     ctx.barrier()
     return TrainingResult(
         output=str(out), images=n, skipped=len(data.skipped), skipped_files=[asdict(s) for s in data.skipped],
         epochs_done=progress["epoch"], steps=progress["steps"],
         seconds=seconds, images_per_s=progress["steps"] * config.batch_size / max(seconds, 1e-9),
         stopped_early=stopped_early, final_stats=stats, keys=_describe_keys(config, keys.config),
-        key_hint=_key_hint(config, data.paths),
+        key_hint=_key_hint(config, data.paths), paused=paused,
     )
 
 
@@ -307,8 +313,9 @@ class _Players:
 
 
 def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: GeneratorTrainingConfig,
-          progress: dict, ckpt: Path, ctx: Context, on_step) -> tuple[bool, dict]:
-    """The game's epochs from ``progress`` on (min-min, then the solver), a checkpoint after each."""
+          progress: dict, ckpt: Path, ctx: Context, on_step, pause_after: int | None = None) -> tuple[bool, dict]:
+    """The game's epochs from ``progress`` on (min-min, then the solver), a checkpoint after each;
+    up to epoch ``pause_after`` only, when it is given."""
     solvers: dict[str, Solver] = {"min-min": MinMin(), "bome": Bome(config.bome), "tgda": Tgda(config.tgda)}
     loss_fn = follower_loss(config.adv_eps)
     gen_step, victim_step = SyncedOptimizer(players.gen_opt, ctx), SyncedOptimizer(players.victim_opt, ctx)
@@ -352,7 +359,7 @@ def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: G
         if ctx.is_main:
             save_checkpoint(ckpt, players.modules, players.optimizers, progress)
         ctx.barrier()
-        if stopped_early:
+        if stopped_early or progress["epoch"] == pause_after:
             break
     progress["seconds"] = time.perf_counter() - start
     return stopped_early, stats
