@@ -1,16 +1,19 @@
-"""`train-generator --candidates N`: N seeds, the label-free check's best kept (unlearnable/candidates.py)."""
+"""`train-generator --candidates N`: N seeds trained a quarter of the way, the label-free check's best finished (unlearnable/candidates.py)."""
 
 import json
+
+import torch
 
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
 from unlearnable.io.files import sha256_file
+from unlearnable.io.genfile import load_generator
 
 from .conftest import flat_folder
 
 runner = CliRunner()
-ARGS = ["--warmup-epochs", "1", "--epochs", "0", "--image-size", "16", "--encoder", "colour", "--clusters", "3"]
+ARGS = ["--warmup-epochs", "4", "--epochs", "0", "--image-size", "16", "--encoder", "colour", "--clusters", "3"]
 
 
 def test_candidates_are_trained_checked_and_the_best_kept_then_resumed(tmp_path):
@@ -26,6 +29,17 @@ def test_candidates_are_trained_checked_and_the_best_kept_then_resumed(tmp_path)
     kept = data["candidates"][scores.index(min(scores))]
     assert data["kept_seed"] == kept["seed"] and sha256_file(out) == sha256_file(kept["file"])  # the best is the file
     assert 0 <= data["check_clean_accuracy"] <= 1 and "candidates" in res.stderr
+    other = data["candidates"][1 - scores.index(min(scores))]
+    assert load_generator(other["file"])[1].training["paused_at_epoch"] == 1  # checked after a quarter, left there
+    gen, info = load_generator(out)
+    assert "paused_at_epoch" not in info.training and data["epochs_done"] == 4  # the kept one ran to the end...
+    assert not list((tmp_path / "g.candidates").glob("*.ckpt"))
+    alone = tmp_path / "alone.safetensors"  # ...and is the generator its seed trains alone
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--seed", str(kept["seed"]),
+                              "--out", str(alone)])
+    assert res.exit_code == 0, res.output
+    for (name, a), b in zip(gen.state_dict().items(), load_generator(alone)[0].state_dict().values()):
+        assert torch.equal(a, b), name
 
     again = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--candidates", "2", "--seed", "5",
                                 "--out", str(out)])

@@ -94,7 +94,7 @@ def test_a_paused_run_writes_its_generator_so_far_and_resumes_to_the_same_result
     reference = tmp_path / "ref.safetensors"
     train_generator(small_set, reference, _tiny(), CPU)
     out = tmp_path / "g.safetensors"
-    paused = train_generator(small_set, out, _tiny(), CPU, pause_after=1)
+    paused = train_generator(small_set, out, _tiny(), CPU, pause_after=1 / 3)  # 3 epochs: one
     assert paused.paused and paused.epochs_done == 1 and checkpoint_path(out).exists()
     early, info = load_generator(out)  # a protection file as it stands after one epoch
     assert info.training["paused_at_epoch"] == 1

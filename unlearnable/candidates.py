@@ -27,6 +27,7 @@ from .scraper_labels import cluster_labels
 from .training.victim import VictimRecipe, train_victim
 
 CHECK_RECIPE = VictimRecipe(epochs=10)  # the recipe of the measurement that ranked the seeds
+CHECK_PICTURES = 2000  # a larger folder is checked on a seeded subset of this many: the size that ranked the seeds
 HELD_OUT = 5  # one picture in HELD_OUT is tested on, the rest trained on
 OnStage = Callable[[str, int], None]  # (what is being trained, its epochs)
 
@@ -64,7 +65,7 @@ def check_candidates(data_dir: Path, candidates: list[Path], device, image_size:
     """The check's trainer accuracy for each candidate generator file, and on the originals."""
     labels, said = cluster_labels(data_dir, device, on_progress=on_labels)
     key_size = max(load_generator(p, "cpu")[1].config.keys.image_size for p in candidates)
-    pictures = load_pictures(data_dir, image_size, labels="none", key_size=key_size)
+    pictures = load_pictures(data_dir, image_size, labels="none", key_size=key_size, limit=CHECK_PICTURES)
     names = sorted(set(labels.values()))
     try:
         y = torch.tensor([names.index(labels[p.rsplit(".", 1)[0]]) for p in pictures.paths])

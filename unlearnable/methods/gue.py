@@ -104,10 +104,11 @@ GUE_OPTIONS = (
     Option("robust", str, "The trainer's preprocessing to train against, inside the game (gue): none, all, or a "
            f"comma-separated list of {', '.join(ROBUST)} (as `defend` names them); default from the preset (cpu: grayscale; "
            "paper presets: none). Adversarial training is --adv-eps."),
-    Option("candidates", int, "Train this many generators (seeds --seed, --seed + 1, ...; each as long as one) and "
-           "keep the one a check without labels finds strongest: a small CNN trained on the pictures as each "
-           "protects them, labelled by clusters of another ImageNet network's features (as `evaluate --auto-labels "
-           "clusters`). Seeds differ much in protection; default 1.", min=1, max=10),
+    Option("candidates", int, "Start this many generators (seeds --seed, --seed + 1, ...), train each for a quarter of "
+           "its run, and finish only the one a check without labels finds strongest: a small CNN trained on the "
+           "pictures as each protects them, labelled by clusters of another ImageNet network's features (as "
+           "`evaluate --auto-labels clusters`). Seeds differ much in protection, and the difference shows that "
+           "early; N candidates take about 1 + N/4 times one run, plus the check. Default 1.", min=1, max=10),
     Option("resume", bool, "Continue an interrupted run from <out>.ckpt (gue)."),
 )
 # Options copied into the settings as given (after the checks in GueMethod.settings): every
@@ -156,7 +157,9 @@ class GueMethod(Method):
             overrides["warmup_epochs"], overrides["epochs"] = CPU_GAME_SCHEDULE
         return replace(PRESETS[preset], **overrides)
 
-    def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None) -> TrainReport:
+    def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None,
+              pause_after: float | None = None) -> TrainReport:
+        """``pause_after``: stop at that fraction of the run, keeping its checkpoint (train_generator)."""
         if settings.candidates > 1:
             return train_candidates(self, data_dir, Path(out), settings, device, resume=resume, ctx=ctx,
                                     on_load=on_load, on_progress=on_progress)
@@ -175,7 +178,7 @@ class GueMethod(Method):
 
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,
-                                 **extra)
+                                 pause_after=pause_after, **extra)
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,

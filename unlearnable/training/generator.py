@@ -174,13 +174,14 @@ def train_generator(
     on_step: Callable[[dict], None] | None = None,
     on_keys: Callable[[int, int], None] | None = None,
     ctx: Context = SINGLE,
-    pause_after: int | None = None,
+    pause_after: float | None = None,
 ) -> TrainingResult:
     """Train a generator on the pictures under ``data_root`` (any layout) and write it to ``out``.
 
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
-    from it. ``pause_after`` = E stops after epoch E: the generator as it is then is written to
-    ``out`` and the checkpoint kept, so that ``resume=True`` continues the same run to its end. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
+    from it. ``pause_after`` = F stops after that fraction of the run's epochs (at least one):
+    the generator as it is then is written to ``out`` and the checkpoint kept, so that
+    ``resume=True`` continues the same run to its end. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
     Under torchrun (``ctx``), each process takes its share of every batch and gradients are
     averaged; only rank 0 writes files.
     """
@@ -199,9 +200,10 @@ def train_generator(
                 f"{ckpt} was made with different options or data; rerun with the same options, or delete it"
             )
     progress["config"] = _config_key(config, data)
+    pause_epoch = None if pause_after is None else max(1, round(pause_after * config.total_epochs))
     stopped_early, stats = _play(players, data.x.to(device), y_all, config, progress, ckpt, ctx, on_step,
-                                 pause_after)
-    paused = progress["epoch"] < config.total_epochs and not stopped_early
+                                 pause_epoch)
+    paused = progress["epoch"] < config.total_epochs and not stopped_early  # at pause_epoch
     seconds = progress["seconds"]
     n = len(y_all)
     info = GeneratorInfo(
@@ -328,7 +330,7 @@ def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: G
     players.victim.train()
     start = time.perf_counter() - progress["seconds"]
     stopped_early, stats = False, {}
-    for epoch in range(progress["epoch"], config.total_epochs):
+    for epoch in range(progress["epoch"], min(config.total_epochs, pause_after or config.total_epochs)):
         phase = "min-min" if epoch < config.warmup_epochs else config.solver
         for opt, lr in ((players.gen_opt, config.gen_lr), (players.victim_opt, config.victim_lr)):
             set_lr(opt, step_decay(lr, epoch, config.milestones))
@@ -359,7 +361,7 @@ def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: G
         if ctx.is_main:
             save_checkpoint(ckpt, players.modules, players.optimizers, progress)
         ctx.barrier()
-        if stopped_early or progress["epoch"] == pause_after:
+        if stopped_early:
             break
     progress["seconds"] = time.perf_counter() - start
     return stopped_early, stats
