@@ -212,3 +212,14 @@ def test_the_imagenet_keys_see_the_picture_not_the_small_copy(tmp_path, monkeypa
     res = runner.invoke(app, ["poison", str(big), "--gen", str(gen), "--out", str(tmp_path / "big_p")])
     assert res.exit_code == 0, res.output
     assert seen == [(200, 300)]
+
+
+def test_loading_the_network_leaves_the_callers_random_draws_alone():
+    """A generator's first weights must not depend on whether the process had loaded the network before
+    (`--candidates` trains several in one process, each as its seed alone would)."""
+    pretrained._load_cpu.cache_clear()
+    pretrained._ON_DEVICE.clear()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    load_encoder(DEFAULT_ENCODER)
+    assert torch.equal(torch.get_rng_state(), before)

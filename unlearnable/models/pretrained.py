@@ -135,7 +135,11 @@ def _load_cpu(name: str) -> PretrainedEncoder:
     spec = PRETRAINED[name]
     state = torch.load(weight_file(name), map_location="cpu", weights_only=True)
     try:
-        net = from_state_dict(state)
+        # building the layers draws their first weights from torch's generator: keep the caller's
+        # draws as they were, or a run's generator would start elsewhere when another run of the
+        # same process has already loaded the network (`train-generator --candidates`)
+        with torch.random.fork_rng(devices=[]):
+            net = from_state_dict(state)
     except ValueError as e:
         raise EncoderUnavailableError(f"the installed {name} weights are not what this version expects ({e}); "
                                       f"reinstall {spec.package}") from None
