@@ -136,7 +136,7 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
     scraper's; ``folders`` takes the first-level sub-folders as the classes. Sub-folders are
     not taken as classes by default: an owner's are albums or dates more often than a
     trainer's classes, and where they are classes the clusters rank protections as the true
-    labels do (docs/trainer.md, "No labels at all").
+    labels do (docs/trainer.md, "`evaluate`: what an unauthorized trainer gets").
     """
     unused = "" if auto == "clusters" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:

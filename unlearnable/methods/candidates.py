@@ -2,11 +2,8 @@
 quarter of its run; the best by the check of :mod:`unlearnable.candidates` is trained to the
 end and copied to ``--out``.
 
-Why a quarter: a seed's protection is decided early. Six generators of the 2,000-picture
-screening checked after 6 of their 24 epochs: the two that ended strong (26.90% and 27.95%
-for the trainer with the true labels) were the check's two lowest (40.00% and 32.25%), the
-four that ended weak (39.40-41.05%) checked 48.25-52.00% (docs/label-free.md, "Several
-candidates, the best kept")."""
+Why a quarter: a seed's protection is decided early, and the check sees it then
+(docs/label-free.md, "Candidates checked after a quarter of their run")."""
 
 from __future__ import annotations
 
