@@ -141,9 +141,9 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
     unused = "" if auto == "clusters" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:
         return read_label_file(labels_file), f"labels: {labels_file}{unused}"
-    folders = class_folders(protected_dir)
     if test_dir is not None or clean_dir is None:
         return "folders", f"labels: the class sub-folders{unused if auto == 'imagenet' else ''}"
+    folders = class_folders(protected_dir)
     if auto == "folders":
         if not folders:
             raise DataError(f"--auto-labels folders: {protected_dir} has no sub-folders to take as classes; leave the "

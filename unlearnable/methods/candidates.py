@@ -72,11 +72,11 @@ def train_candidates(method, data_dir: Path, out: Path, settings, device, *, res
         checkpoint_path(p).unlink(missing_ok=True)
     atomic_write_bytes(out, paths[best].read_bytes())
     last = final or (trials[-1] if trials else None)  # what the candidates share (keys, ...)
-    trial_epochs = sorted({r.details["epochs_done"] for r in trials})
     table = {**(last.table if last else {}), "candidates": str(n), "kept": f"seed {seeds[best]}",
              "check": f"{check.accuracies[best]:.1%} (originals {check.clean_accuracy:.1%})"}
-    if trial_epochs:
-        table["checked after"] = f"{trial_epochs[0]} epochs"
+    if trials:  # every candidate of one folder pauses at the same epoch
+        e = trials[0].details["epochs_done"]
+        table["checked after"] = f"{e} epoch{'s' if e != 1 else ''}"
     details = {**(last.details if last else {}), "output": str(out), "candidates": [
         {"seed": s, "file": str(p), "check_accuracy": a} for s, p, a in zip(seeds, paths, check.accuracies)],
         "check_clean_accuracy": check.clean_accuracy, "check_labels": check.labels, "kept_seed": seeds[best],

@@ -315,9 +315,9 @@ class _Players:
 
 
 def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: GeneratorTrainingConfig,
-          progress: dict, ckpt: Path, ctx: Context, on_step, pause_after: int | None = None) -> tuple[bool, dict]:
+          progress: dict, ckpt: Path, ctx: Context, on_step, last_epoch: int | None = None) -> tuple[bool, dict]:
     """The game's epochs from ``progress`` on (min-min, then the solver), a checkpoint after each;
-    up to epoch ``pause_after`` only, when it is given."""
+    up to epoch ``last_epoch`` only, when it is given."""
     solvers: dict[str, Solver] = {"min-min": MinMin(), "bome": Bome(config.bome), "tgda": Tgda(config.tgda)}
     loss_fn = follower_loss(config.adv_eps)
     gen_step, victim_step = SyncedOptimizer(players.gen_opt, ctx), SyncedOptimizer(players.victim_opt, ctx)
@@ -330,7 +330,7 @@ def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: G
     players.victim.train()
     start = time.perf_counter() - progress["seconds"]
     stopped_early, stats = False, {}
-    for epoch in range(progress["epoch"], min(config.total_epochs, pause_after or config.total_epochs)):
+    for epoch in range(progress["epoch"], min(config.total_epochs, last_epoch or config.total_epochs)):
         phase = "min-min" if epoch < config.warmup_epochs else config.solver
         for opt, lr in ((players.gen_opt, config.gen_lr), (players.victim_opt, config.victim_lr)):
             set_lr(opt, step_decay(lr, epoch, config.milestones))
