@@ -59,6 +59,19 @@ def test_cluster_labels_follow_the_content_and_say_what_they_are(tmp_path):
     assert purity >= 0.55  # chance is about 0.4; measured 0.63-0.80 over three seeds of the folder
 
 
+def test_cluster_labels_of_a_subset_label_the_pictures_load_pictures_keeps(tmp_path):
+    import torch
+
+    from unlearnable.data import load_pictures
+    from unlearnable.scraper_labels import cluster_labels
+
+    flat_folder(tmp_path / "photos", n_classes=3, per_class=20, size=32, seed=1)
+    labels, said = cluster_labels(tmp_path / "photos", torch.device("cpu"), limit=45)
+    kept = load_pictures(tmp_path / "photos", 32, labels="none", limit=45)
+    assert sorted(labels) == sorted(p.rsplit(".", 1)[0] for p in kept.paths) and len(labels) == 45
+    assert said.startswith("labels: 2 K-means clusters")  # K from the 45 pictures clustered, not the 60
+
+
 def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them(tmp_path):
     """Cluster labels are the default with no labels at all."""
     _protected_flat_folder(tmp_path)

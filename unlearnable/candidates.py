@@ -63,7 +63,7 @@ def check_candidates(data_dir: Path, candidates: list[Path], device, image_size:
                      on_epoch: Callable[[dict], None] | None = None,
                      on_labels: Callable[[int, int], None] | None = None) -> CandidateCheck:
     """The check's trainer accuracy for each candidate generator file, and on the originals."""
-    labels, said = cluster_labels(data_dir, device, on_progress=on_labels)
+    labels, said = cluster_labels(data_dir, device, on_progress=on_labels, limit=CHECK_PICTURES)
     key_size = max(load_generator(p, "cpu")[1].config.keys.image_size for p in candidates)
     pictures = load_pictures(data_dir, image_size, labels="none", key_size=key_size, limit=CHECK_PICTURES)
     names = sorted(set(labels.values()))

@@ -61,10 +61,11 @@ def imagenet_class_name(index: int) -> str:
 
 
 def _through_classifier(clean_dir: Path, device: torch.device, size: int, head, batch: int,
-                        on_progress: Callable[[int, int], None] | None):
+                        on_progress: Callable[[int, int], None] | None, limit: int | None = None):
     """Every picture under ``clean_dir`` at ``size`` pixels, and ``head(encoder, pictures)`` of each, in batches.
 
     Progress is counted in pictures: reading them is the first half, the network the second.
+    ``limit``: at most that many, the seeded subset :func:`load_pictures` keeps for it.
     """
     report = on_progress or (lambda done, total: None)
     listed = [0]
@@ -73,7 +74,7 @@ def _through_classifier(clean_dir: Path, device: torch.device, size: int, head, 
         listed[0] = total
         report(done // 2, total)
 
-    pictures = load_pictures(clean_dir, size, "none", on_progress=reading)
+    pictures = load_pictures(clean_dir, size, "none", limit=limit, on_progress=reading)
     enc = load_encoder(CLASSIFIER, device)
     n, total, found = len(pictures), listed[0] or len(pictures), []
     with torch.no_grad():
@@ -102,8 +103,12 @@ def scraper_labels(clean_dir: Path, device: torch.device, size: int = 128, max_c
 
 
 def cluster_labels(clean_dir: Path, device: torch.device, seed: int = 0,
-                   on_progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, str], str]:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   limit: int | None = None) -> tuple[dict[str, str], str]:
     """Label every picture under ``clean_dir`` by its K-means cluster of the classifier's features.
+
+    ``limit``: only the seeded subset of that many that :func:`load_pictures` keeps with the same
+    ``limit`` (a caller that trains on that subset need not run the network on the rest).
 
     The pooled features at the network's key size, centred and scaled to unit length, K =
     :data:`CLUSTERS` (fewer where the folder has under :data:`CLUSTER_PICTURES` pictures a
@@ -111,7 +116,7 @@ def cluster_labels(clean_dir: Path, device: torch.device, seed: int = 0,
     """
     # small batches: the network's activations at key size stay in the CPU's caches (as for the keys)
     pictures, f = _through_classifier(clean_dir, device, PRETRAINED[CLASSIFIER].key_size, lambda enc, x: enc.embed(x),
-                                      16, on_progress)
+                                      16, on_progress, limit)
     n = len(pictures)
     k = min(CLUSTERS, n // CLUSTER_PICTURES)
     if k < 2:
