@@ -30,6 +30,9 @@ ImageSizeOpt = typer.Option(32, "--image-size", min=8, help="Training resolution
 
 # the trainer's side (evaluate, defend)
 TestOpt = typer.Option(None, "--test", help="Labelled folder of clean test pictures, one sub-folder per class (remembered in .unlearnable.json); without one, the originals of a held-out fifth of the pictures (needs --clean).")
+TRAINER_FOLDER_HELP = ("Folder of protected pictures, any layout (default: the last `poison` output, from "
+                       ".unlearnable.json). The trainer's labels: --labels FILE; else with --test DIR the class "
+                       "sub-folders of both; else with --clean ORIGINALS labels made from the originals (--auto-labels).")
 LabelsOpt = typer.Option(None, "--labels", help="CSV of relative/path.jpg,class: the trainer's own labels, so the protected folder can have any layout (the --test folder needs one sub-folder per class named in it).")
 AutoLabelsOpt = typer.Option("clusters", "--auto-labels", help="How the pictures are labelled when no --labels and no --test are given (--clean needed), whatever the layout: clusters (default) labels the originals by 10 K-means clusters of the shipped ImageNet network's features, a stand-in for a trainer's classes that ranks protections as a trainer's true labels do; imagenet by the network's top-1 ImageNet class, as a scraper would, which tells little where the network cannot name the pictures; folders takes the first-level sub-folders as the classes, for folders that are a trainer's classes (docs/trainer.md).")
 ArchOpt = typer.Option(None, "--arch", help=f"Victim architecture: {', '.join(VICTIMS)}; default from the recipe.")

@@ -12,9 +12,9 @@ from ..evaluate import EvaluationConfig, evaluate_protection, save_report, train
 from ..project import remember, training_folders
 from ..training.victim import victim_recipe
 from .common import budget_option, console, emit_json, error_boundary, progress_bar
-from .options import (STOPPED, ArchOpt, AutoLabelsOpt, DeviceOpt, EpochsOpt, HelpOpt, ImageSizeOpt, JsonOpt, LabelsOpt,
-                      RecipeOpt, SeedOpt, TestOpt, auto_labels_option, labelling_progress, setup,
-                      training_callbacks)
+from .options import (STOPPED, TRAINER_FOLDER_HELP, ArchOpt, AutoLabelsOpt, DeviceOpt, EpochsOpt, HelpOpt,
+                      ImageSizeOpt, JsonOpt, LabelsOpt, RecipeOpt, SeedOpt, TestOpt, auto_labels_option,
+                      labelling_progress, setup, training_callbacks)
 from .render import defend_table, evaluate_table
 
 
@@ -39,7 +39,7 @@ def _few_test_pictures(n: int) -> None:
 
 
 def evaluate(
-    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels; with neither, --clean ORIGINALS and no --test, the pictures are labelled as a scraper would, by the shipped ImageNet classifier (default: the last `poison` output, from .unlearnable.json)."),
+    protected_dir: Optional[Path] = typer.Argument(None, help=TRAINER_FOLDER_HELP),
     test: Optional[Path] = TestOpt,
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals (matched by relative path): also train on them and report the gap."),
     adv_eps: str = typer.Option("0", "--adv-eps", help="Adversarial training L-inf radius, e.g. 4/255 (0: standard training)."),
@@ -91,7 +91,7 @@ def evaluate(
 
 
 def defend(
-    protected_dir: Optional[Path] = typer.Argument(None, help="Folder of protected pictures: one sub-folder per class, or any layout with --labels; with neither, --clean ORIGINALS and no --test, the pictures are labelled as a scraper would, by the shipped ImageNet classifier (default: the last `poison` output)."),
+    protected_dir: Optional[Path] = typer.Argument(None, help=TRAINER_FOLDER_HELP),
     test: Optional[Path] = TestOpt,
     defense: list[str] = typer.Option(["all"], "--defense", help=f"Countermeasure to run, repeatable: all, {', '.join(DEFENSES)}."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="The originals: also apply each defense to them, to show the protection kept."),
