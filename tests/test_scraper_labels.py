@@ -80,6 +80,15 @@ def test_evaluate_with_cluster_labels_end_to_end_and_a_folder_too_small_for_them
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["labels"].startswith("labels: 3 K-means clusters") and out["train_images"] == 48
+    made = tmp_path / "prot.labels.csv"  # the labels, written beside the folder for --labels
+    assert f"--labels {made} uses them again" in out["labels"]
+    rows = made.read_text().splitlines()
+    assert rows[0] == "path,label" and len(rows) == 61 and all(r.split(",")[1].startswith("cluster ") for r in rows[1:])
+    res = runner.invoke(app, ["defend", str(tmp_path / "prot"), "--clean", str(tmp_path / "photos"), "--epochs", "1",
+                              "--defense", "grayscale", "--labels", str(made), "--json"])
+    assert res.exit_code == 0, res.output
+    again = json.loads(res.stdout)
+    assert again["labels"] == f"labels: {made}" and again["train_images"] == out["train_images"]
 
     few = tmp_path / "few"
     flat_folder(few, n_classes=3, per_class=10, size=32)

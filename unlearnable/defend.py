@@ -29,6 +29,7 @@ class DefendConfig:
     export: Path | None = None  # write the purified protected pictures here, one folder per defense
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
     auto_labels: str = "clusters"  # with no labels: clusters (K-means of ImageNet features) or imagenet (a scraper's); scraper_labels.py
+    labels_out: Path | None = None  # where labels made from the originals are written as a labels CSV
 
 
 @dataclass
@@ -74,7 +75,7 @@ def run_defenses(
 ) -> DefendResult:
     size = config.image_size
     labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels,
-                                          config.auto_labels)
+                                          config.auto_labels, config.labels_out)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     rows = []

@@ -40,6 +40,7 @@ class EvaluationConfig:
     clean_extra: Path | None = None  # further clean labelled pictures added to every training set
     labels: Path | None = None  # CSV of relative path,class: the trainer's labels for a folder of any layout
     auto_labels: str = "clusters"  # with no labels: clusters (K-means of ImageNet features) or imagenet (a scraper's); scraper_labels.py
+    labels_out: Path | None = None  # where labels made from the originals are written as a labels CSV
 
 
 @dataclass
@@ -126,7 +127,7 @@ def evaluate_protection(
     if ratio < 1 and clean_dir is None:
         raise DataError("--protect-ratio below 1 needs --clean DIR (the originals) to fill the unprotected part")
     labels, labels_used = trainer_labels(config.labels, protected_dir, test_dir, clean_dir, device, on_labels,
-                                          config.auto_labels)
+                                          config.auto_labels, config.labels_out)
     protected, test, clean = load_training_and_test(protected_dir, test_dir, clean_dir, size, labels, config.seed)
     k = len(protected.class_names)
     extra = load_labelled(config.clean_extra, size, class_names=protected.class_names) if config.clean_extra else None

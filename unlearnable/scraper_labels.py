@@ -26,6 +26,8 @@ import torch
 
 from .data import LabelSource, class_folders, load_pictures, read_label_file
 from .errors import DataError
+from .io.discovery import list_images
+from .io.files import atomic_write_bytes
 from .resize import fit_center
 from .models.keys import kmeans
 from .models.pretrained import PRETRAINED, load_encoder
@@ -130,9 +132,24 @@ def cluster_labels(clean_dir: Path, device: torch.device, seed: int = 0,
                     f"trainer's classes ({sizes})")
 
 
+def write_labels(labels: dict[str, str], clean_dir: Path, out: Path) -> None:
+    """Labels made from the originals as a labels CSV (``path,label``, a line per original), for ``--labels``."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    rows = csv.writer(text, lineterminator="\n")
+    rows.writerow(["path", "label"])
+    for path in list_images(clean_dir):
+        rel = path.relative_to(clean_dir).as_posix()
+        if rel.rsplit(".", 1)[0] in labels:
+            rows.writerow([rel, labels[rel.rsplit(".", 1)[0]]])
+    atomic_write_bytes(out, text.getvalue().encode("utf-8"))
+
+
 def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path | None, clean_dir: Path | None,
                    device: torch.device, on_progress: Callable[[int, int], None] | None = None,
-                   auto: str = "clusters") -> tuple[LabelSource, str]:
+                   auto: str = "clusters", write_to: Path | None = None) -> tuple[LabelSource, str]:
     """How `evaluate` and `defend` label the training pictures, and a line saying so.
 
     A labels CSV if given; else, with a ``--test`` folder or no originals, the class
@@ -141,7 +158,8 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
     scraper's; ``folders`` takes the first-level sub-folders as the classes. Sub-folders are
     not taken as classes by default: an owner's are albums or dates more often than a
     trainer's classes, and where they are classes the clusters rank protections as the true
-    labels do (docs/trainer.md, "`evaluate`: what an unauthorized trainer gets").
+    labels do (docs/trainer.md, "`evaluate`: what an unauthorized trainer gets"). Labels made
+    from the originals are also written to ``write_to`` as a labels CSV, for ``--labels``.
     """
     unused = "" if auto == "clusters" else f" (--auto-labels {auto} is for folders with no labels at all, so it is not used)"
     if labels_file:
@@ -158,6 +176,10 @@ def trainer_labels(labels_file: Path | None, protected_dir: Path, test_dir: Path
             "checks with them" if folders else "")
     if auto == "clusters":
         labels, said = cluster_labels(clean_dir, device, on_progress=on_progress)
-        return labels, said + hint
-    scraped = scraper_labels(clean_dir, device, on_progress=on_progress)
-    return scraped.labels, scraped.describe() + hint
+    else:
+        scraped = scraper_labels(clean_dir, device, on_progress=on_progress)
+        labels, said = scraped.labels, scraped.describe()
+    if write_to is not None:
+        write_labels(labels, clean_dir, write_to)
+        hint += f"; written to {write_to}: --labels {write_to} uses them again, without the network"
+    return labels, said + hint

@@ -32,6 +32,11 @@ def _folders(protected_dir: Path | None, test: Path | None, clean: Path | None):
     return folders
 
 
+def _labels_out(protected_dir: Path) -> Path:
+    """Where labels made from the originals are written: ``<protected>.labels.csv`` beside the folder."""
+    return protected_dir.parent / f"{protected_dir.resolve().name}.labels.csv"
+
+
 def _few_test_pictures(n: int) -> None:
     if n < 200:
         console.print(f"[yellow]note:[/] {n} test pictures: one picture is {100 / n:.1f} points of accuracy, "
@@ -68,7 +73,7 @@ def evaluate(
         dev, ctx = setup(seed, device)
         config = EvaluationConfig(recipe=rec, seed=seed, runs=runs, image_size=image_size,
                                   protect_ratio=protect_ratio, clean_extra=clean_extra, labels=labels,
-                                  auto_labels=auto_labels_option(auto_labels))
+                                  auto_labels=auto_labels_option(auto_labels), labels_out=_labels_out(protected_dir))
         with progress_bar("evaluating", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
             result = evaluate_protection(protected_dir, test, clean, config, dev, on_stage, on_epoch, ctx,
@@ -119,7 +124,7 @@ def defend(
         rec = victim_recipe(recipe, arch, epochs)
         dev, ctx = setup(seed, device)
         config = DefendConfig(recipe=rec, seed=seed, image_size=image_size, export=export, labels=labels,
-                              auto_labels=auto_labels_option(auto_labels))
+                              auto_labels=auto_labels_option(auto_labels), labels_out=_labels_out(protected_dir))
         with progress_bar("defending", quiet=not ctx.is_main) as bar:
             on_stage, on_epoch = training_callbacks(bar)
             result = run_defenses(protected_dir, test, clean, defenses, config, dev, on_stage, on_epoch, ctx,

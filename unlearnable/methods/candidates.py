@@ -40,6 +40,7 @@ def train_candidates(method, data_dir: Path, out: Path, settings, device, *, res
         raise UnlearnableError(f"{folder} holds candidates of an earlier run; add --resume to use them, or delete "
                                "that folder to start over")
     start = time.perf_counter()
+    features: dict = {}  # the candidates find their keys in the same features: computed once
 
     def train(i: int, what: str, **kw) -> TrainReport:
         def progress(done, total, info):
@@ -47,7 +48,7 @@ def train_candidates(method, data_dir: Path, out: Path, settings, device, *, res
                 on_progress(done, total, f"candidate {i + 1}/{n} (seed {seeds[i]}), {what}: {info}")
         return method.train(data_dir, paths[i], replace(settings, seed=seeds[i], candidates=1), device,
                             resume=checkpoint_path(paths[i]).exists(), ctx=ctx, on_load=on_load,
-                            on_progress=progress, **kw)
+                            on_progress=progress, shared_features=features, **kw)
 
     trials = [train(i, "a quarter of its run", pause_after=TRIAL) for i, p in enumerate(paths) if not p.exists()]
 

@@ -158,8 +158,9 @@ class GueMethod(Method):
         return replace(PRESETS[preset], **overrides)
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None,
-              pause_after: float | None = None) -> TrainReport:
-        """``pause_after``: stop at that fraction of the run, keeping its checkpoint (train_generator)."""
+              pause_after: float | None = None, shared_features: dict | None = None) -> TrainReport:
+        """``pause_after``: stop at that fraction of the run, keeping its checkpoint; ``shared_features``:
+        the key features of runs on the same pictures (train_generator)."""
         if settings.candidates > 1:
             return train_candidates(self, data_dir, Path(out), settings, device, resume=resume, ctx=ctx,
                                     on_load=on_load, on_progress=on_progress)
@@ -178,7 +179,7 @@ class GueMethod(Method):
 
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,
-                                 pause_after=pause_after, **extra)
+                                 pause_after=pause_after, shared_features=shared_features, **extra)
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,

@@ -224,9 +224,9 @@ class ClusterKeys(nn.Module):
                 on_progress(min(len(out) * batch, len(x)), len(x))
         return torch.cat(out)
 
-    def raw_features(self, x: torch.Tensor) -> torch.Tensor:
+    def raw_features(self, x: torch.Tensor, on_progress: OnProgress | None = None) -> torch.Tensor:
         """The encoder's (or grid's) features before standardisation, as K-means is fitted on."""
-        return self._raw(x)
+        return self._raw(x, on_progress)
 
     def _normalise(self, f: torch.Tensor) -> torch.Tensor:
         f = (f - self.mean) / self.scale
@@ -259,6 +259,13 @@ class ClusterKeys(nn.Module):
 
     @classmethod
     @torch.no_grad()
+    def raw_features_of(cls, x: torch.Tensor, config: KeyConfig, encoder: nn.Module | None = None,
+                        on_progress: OnProgress | None = None) -> torch.Tensor:
+        """x's :meth:`raw_features` under ``config``, for :meth:`fit_and_assign`'s ``raw``."""
+        return cls._new(config, x.device, encoder).raw_features(x, on_progress)
+
+    @classmethod
+    @torch.no_grad()
     def fit_kmeans(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
                    encoder: nn.Module | None = None, starts: int = 1) -> "ClusterKeys":
         """K-means (k-means++ start, Lloyd iterations) on pictures x (N, 3, S, S) in [0, 1].
@@ -271,13 +278,15 @@ class ClusterKeys(nn.Module):
     @torch.no_grad()
     def fit_and_assign(cls, x: torch.Tensor, config: KeyConfig, seed: int = 0, iterations: int = 30,
                        encoder: nn.Module | None = None, starts: int = 1,
-                       on_progress: OnProgress | None = None, neighbours: int = 0) -> tuple["ClusterKeys", torch.Tensor]:
+                       on_progress: OnProgress | None = None, neighbours: int = 0,
+                       raw: torch.Tensor | None = None) -> tuple["ClusterKeys", torch.Tensor]:
         """:meth:`fit_kmeans`, and the key of every picture of x, from one pass of the encoder.
 
         ``neighbours`` > 0: the K-means centres refined by :func:`refine_by_neighbours`.
+        ``raw``: x's :meth:`raw_features` if already computed (the pass is then skipped).
         """
         keys = cls._new(config, x.device, encoder)
-        f = keys._standardise_on(x, on_progress)
+        f = keys._standardise_on(x, on_progress) if raw is None else keys.standardise(raw)
         k = min(config.clusters, len(f))
         c = kmeans(f, k, seed, iterations, starts)
         if neighbours:

@@ -175,13 +175,14 @@ def train_generator(
     on_keys: Callable[[int, int], None] | None = None,
     ctx: Context = SINGLE,
     pause_after: float | None = None,
+    shared_features: dict | None = None,
 ) -> TrainingResult:
     """Train a generator on the pictures under ``data_root`` (any layout) and write it to ``out``.
 
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
     from it. ``pause_after`` = F stops after that fraction of the run's epochs (at least one):
     the generator as it is then is written to ``out`` and the checkpoint kept, so that
-    ``resume=True`` continues the same run to its end. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
+    ``resume=True`` continues the same run to its end. ``shared_features``: see :func:`fit_keys`. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
     Under torchrun (``ctx``), each process takes its share of every batch and gradients are
     averaged; only rank 0 writes files.
     """
@@ -189,7 +190,7 @@ def train_generator(
     ckpt = _checkpoint_for(out, resume)
     _check_names(config)
     torch.manual_seed(config.seed)
-    data, keys, y_all = _read_and_key(data_root, config, device, on_load, on_keys)
+    data, keys, y_all = _read_and_key(data_root, config, device, on_load, on_keys, shared_features)
     config = stretch_schedule(config, len(data))
     players = _Players.build(config, keys, device)
     progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
@@ -262,7 +263,8 @@ def _key_size(config: GeneratorTrainingConfig) -> int:
     return config.key_size or PRETRAINED[config.encoder].key_size
 
 
-def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torch.device, on_load, on_keys):
+def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torch.device, on_load, on_keys,
+                  shared_features: dict | None = None):
     """The pictures (uint8 at the game's size), the key model and every picture's key."""
     # an ImageNet encoder finds the keys in a larger copy of each picture than the game's
     key_size = _key_size(config) if config.label_aware and config.encoder in PRETRAINED else None
@@ -270,7 +272,7 @@ def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torc
         data_root, config.image_size, "folders" if config.keys == "folders" else "none",
         limit=config.max_images, fraction=config.fraction, seed=config.seed, on_progress=on_load, key_size=key_size,
     )
-    keys, y_all = fit_keys(data, config, device, on_keys)
+    keys, y_all = fit_keys(data, config, device, on_keys, shared_features)
     data.x_keys = None  # the game needs only the small copies
     return data, keys, y_all
 
@@ -402,10 +404,13 @@ def _game_transform(config: GeneratorTrainingConfig, sampler: torch.Generator):
 
 
 def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
-             on_progress: Callable[[int, int], None] | None = None) -> tuple[ClusterKeys, torch.Tensor]:
+             on_progress: Callable[[int, int], None] | None = None,
+             shared: dict | None = None) -> tuple[ClusterKeys, torch.Tensor]:
     """The key model and every training picture's key y (N,), on ``device``.
 
     clusters: K-means on the pictures, y = cluster. folders: y = class folder, centres = class means.
+    ``shared``: the pictures' features are kept there and taken from there by later runs on
+    the same pictures with the same encoder (`--candidates` trains several in one process).
     """
     x = (data.x if data.x_keys is None else data.x_keys).to(device)  # uint8: converted a batch at a time
     encoder, features = None, {"image_size": config.image_size}
@@ -429,8 +434,14 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
     if len(data) < 2 * k:
         raise UnlearnableError(f"{len(data)} pictures are too few for {k} clusters; add pictures or lower --clusters")
     kc = KeyConfig(clusters=k, source="kmeans", **features)
+    raw = None
+    if shared is not None:
+        tag = (json.dumps(features, sort_keys=True), str(device), tuple(data.paths))
+        if tag not in shared:
+            shared[tag] = ClusterKeys.raw_features_of(x, kc, encoder, on_progress)
+        raw = shared[tag]
     return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts,
-                                      on_progress=on_progress, neighbours=config.key_neighbours)
+                                      on_progress=on_progress, neighbours=config.key_neighbours, raw=raw)
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:
