@@ -20,6 +20,8 @@ the same labels and victim.
   its nearest class's key); trainer uses the true labels on all of them.
 
 ``--train-args`` passes options to every train-generator call (e.g. "--clusters 40").
+``--no-clean`` skips the trainer on the originals (the same figure for every run of a case; a
+second seed of a generator then costs one training less).
 ``--defenses grayscale,jpeg`` also runs `defend` on case B's protected folder (true labels).
 Nothing derived from the images is written inside the repository.
 """
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--d-gen", type=Path, default=None, help="generator for case D (default: the built-in one)")
     ap.add_argument("--defenses", default="", help="after case B, also run `defend` on its protected folder with these "
                     "defenses (comma-separated, e.g. grayscale,jpeg), with the true labels")
+    ap.add_argument("--no-clean", action="store_true", help="do not train on the originals (their figure is the "
+                    "same for every run of a case)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -117,8 +121,9 @@ def main() -> None:
             changes.append(cli("poison", str(src), "--gen", str(gen), "--out", str(out), "--batch-size", "256"))
         prot_root = targets[0][1].parent if len(targets) > 1 else targets[0][1]
         clean_root = targets[0][0].parent if len(targets) > 1 else targets[0][0]
+        originals = [] if args.no_clean else ["--clean", str(clean_root)]
         evaluated = cli("evaluate", str(prot_root), "--test", str(test), "--labels", str(labels),
-                        "--clean", str(clean_root), "--report", str(work / f"{case}.evaluation.json"), *ev)
+                        *originals, "--report", str(work / f"{case}.evaluation.json"), *ev)
         rows.append({
             "case": case, "describe": describe, "train_images": evaluated["train_images"],
             "test_images": evaluated["test_images"], "classes": len(set(l.split(",")[1] for l in labels.read_text().split())),
@@ -200,8 +205,9 @@ def main() -> None:
     print("-" * len(header))
     for r in rows:
         gm = "-" if r["generator_minutes"] is None else f"{r['generator_minutes']:.1f}"
+        clean = "-" if r["clean_accuracy"] is None else f"{r['clean_accuracy']:.2%}"
         print(f"{r['case']:12} {r['train_images']:>10} {r['classes']:>7} {gm:>7} {r['max_change_levels']:>7} "
-              f"{r['protected_accuracy']:>9.2%} {r['protected_peak_accuracy']:>7.2%} {r['clean_accuracy']:>7.2%}  {r['describe']}")
+              f"{r['protected_accuracy']:>9.2%} {r['protected_peak_accuracy']:>7.2%} {clean:>7}  {r['describe']}")
     print(f"whole benchmark: {total:.1f} minutes")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "total_minutes": total, "args": vars(args)}, indent=2, default=str))

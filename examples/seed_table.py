@@ -22,7 +22,7 @@ def rows_of(label: str, files: list[Path]) -> list[dict]:
     for case in [r["case"] for r in runs[0]]:
         got = [next(r for r in rows if r["case"] == case) for rows in runs]
         prot = [r["protected_accuracy"] for r in got]
-        clean = [r["clean_accuracy"] for r in got]
+        clean = [r["clean_accuracy"] for r in got if r["clean_accuracy"] is not None]  # runs with --no-clean have none
         out.append({"setting": label, "case": case, "seeds": len(got), "protected": prot, "clean": clean,
                     "protected_mean": sum(prot) / len(prot), "clean_mean": sum(clean) / len(clean),
                     "spread": max(prot) - min(prot),
