@@ -66,7 +66,7 @@ def main() -> None:
     remove(tmp, Path(str(tmp) + ".ckpt"))
     encoder = str(args.small_cnn_out) if args.small_cnn_out is not None else args.encoder
     gen = cli("train-generator", str(owner), *(("--encoder", encoder) if encoder else ()), "--out", str(tmp),
-              "--seed", str(args.seed), *args.train_args.split())
+              "--seed", str(args.seed), "--candidates", "1", *args.train_args.split())  # one generator, as shipped
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp, args.out)
     print(f"generator: {gen['images']} pictures, {gen['steps']} steps, {gen['seconds'] / 60:.1f} min -> {args.out} "

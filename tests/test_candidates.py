@@ -63,3 +63,35 @@ def test_candidates_need_cluster_keys(tmp_path):
                               "--warmup-epochs", "1", "--epochs", "0", "--image-size", "16", "--encoder", "colour",
                               "--out", str(tmp_path / "g.safetensors")])
     assert res.exit_code == 2 and "cluster keys" in res.output
+
+
+def test_the_cpu_preset_trains_several_candidates_where_the_check_can_judge_them(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from unlearnable.methods import candidates
+    from unlearnable.training.generator import PRESETS
+
+    flat_folder(tmp_path / "photos", n_classes=3, per_class=16, size=32)  # 48 pictures
+    cpu = PRESETS["cpu"]
+    assert cpu.candidates is None and PRESETS["paper"].candidates == 1  # the paper's settings train one
+    assert candidates.how_many(cpu, tmp_path / "photos") == 1  # too few pictures for the check
+    monkeypatch.setattr(candidates, "AUTO_PICTURES", 48)
+    assert candidates.how_many(cpu, tmp_path / "photos") == candidates.AUTO == 3
+    assert candidates.how_many(replace(cpu, max_images=47), tmp_path / "photos") == 1
+    assert candidates.how_many(replace(cpu, keys="folders"), tmp_path / "photos") == 1  # the check needs clusters
+    assert candidates.how_many(replace(cpu, max_minutes=5.0), tmp_path / "photos") == 1
+    assert candidates.how_many(replace(cpu, candidates=1), tmp_path / "photos") == 1  # --candidates 1
+    assert candidates.how_many(replace(cpu, candidates=2), tmp_path / "photos") == 2
+
+
+def test_a_folder_large_enough_gets_candidates_by_default_and_says_so(tmp_path, monkeypatch):
+    from unlearnable.methods import candidates
+
+    monkeypatch.setattr(candidates, "AUTO_PICTURES", 48)  # this folder counts as large...
+    monkeypatch.setattr(candidates, "AUTO", 2)  # ...and two candidates keep the test short
+    flat_folder(tmp_path / "photos", n_classes=3, per_class=16, size=32)
+    res = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), *ARGS, "--out", str(tmp_path / "g.safetensors"),
+                              "--json"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert [c["seed"] for c in json.loads(res.stdout)["candidates"]] == [0, 1]
+    assert "2 candidates: the default on a folder this size; --candidates 1 trains one generator" in res.stderr

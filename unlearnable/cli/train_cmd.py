@@ -116,6 +116,9 @@ def train_generator(
                    "minutes": f"{report.seconds / 60:.1f}"}
         console.print(summary_table(title, columns))
         if report.details.get("candidates"):
+            if given.get("candidates") is None:
+                console.print(f"{len(report.details['candidates'])} candidates: the default on a folder this size; "
+                              "--candidates 1 trains one generator instead, in less time", highlight=False)
             clean = report.details["check_clean_accuracy"]
             console.print(f"the check: a small CNN trained on each candidate's protection, tested on held-out "
                           f"originals ({clean:.1%} from the originals themselves); the lowest is kept. "

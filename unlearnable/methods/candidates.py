@@ -11,13 +11,32 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..candidates import check_candidates
+from ..candidates import CHECK_PICTURES, check_candidates
 from ..errors import ConfigError, UnlearnableError
+from ..io.discovery import list_images
 from ..io.files import atomic_write_bytes
 from ..training.generator import checkpoint_path
 from .base import TrainReport
 
 TRIAL = 0.25  # each candidate is trained this fraction of its run before the check
+AUTO = 3  # candidates when the settings leave it to the folder (the cpu preset)...
+AUTO_PICTURES = CHECK_PICTURES  # ...of at least this many pictures: the size the check was measured on
+
+
+def how_many(settings, data_dir: Path, ctx=None) -> int:
+    """``settings.candidates``, or where it is None :data:`AUTO` on a folder of :data:`AUTO_PICTURES`
+    or more that the check can judge (cluster keys, one process, no time limit), else 1."""
+    if settings.candidates is not None:
+        return settings.candidates
+    if (settings.keys != "clusters" or not settings.label_aware or settings.max_minutes is not None
+            or (ctx is not None and getattr(ctx, "active", False))):
+        return 1
+    n = len(list_images(data_dir))
+    if settings.fraction is not None:
+        n = max(1, round(n * settings.fraction))
+    if settings.max_images is not None:
+        n = min(n, settings.max_images)
+    return AUTO if n >= AUTO_PICTURES else 1
 
 
 def candidate_dir(out: Path) -> Path:

@@ -22,7 +22,7 @@ from ..robust import ROBUST, parse_robust
 from ..training.generator import CPU_GAME_SCHEDULE, KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
 from ..models.pretrained import PRETRAINED
 from .base import COMMON, Method, Option, TrainReport, register, small_cnn_encoder
-from .candidates import train_candidates
+from .candidates import AUTO, AUTO_PICTURES, how_many, train_candidates
 
 SOLVERS = ("bome", "tgda")
 _BOME = {"inner_steps"}  # options that go into the solvers' own settings
@@ -108,7 +108,10 @@ GUE_OPTIONS = (
            "its run, and finish only the one a check without labels finds strongest: a small CNN trained on the "
            "pictures as each protects them, labelled by clusters of another ImageNet network's features (as "
            "`evaluate --auto-labels clusters`). Seeds differ much in protection, and the difference shows that "
-           "early; N candidates take about 1 + N/4 times one run, plus the check. Default 1.", min=1, max=10),
+           f"early; N candidates take about 1 + N/4 times one run, plus the check. Default (cpu preset): {AUTO} on a "
+           f"folder of {AUTO_PICTURES:,} pictures or more with cluster keys, else 1; --candidates 1 trains one "
+           "generator.",
+           min=1, max=10),
     Option("resume", bool, "Continue an interrupted run from <out>.ckpt (gue)."),
 )
 # Options copied into the settings as given (after the checks in GueMethod.settings): every
@@ -161,9 +164,11 @@ class GueMethod(Method):
               pause_after: float | None = None, shared_features: dict | None = None) -> TrainReport:
         """``pause_after``: stop at that fraction of the run, keeping its checkpoint; ``shared_features``:
         the key features of runs on the same pictures (train_generator)."""
-        if settings.candidates > 1:
-            return train_candidates(self, data_dir, Path(out), settings, device, resume=resume, ctx=ctx,
-                                    on_load=on_load, on_progress=on_progress)
+        n = how_many(settings, data_dir, ctx)
+        if n > 1:
+            return train_candidates(self, data_dir, Path(out), replace(settings, candidates=n), device, resume=resume,
+                                    ctx=ctx, on_load=on_load, on_progress=on_progress)
+        settings = replace(settings, candidates=1)
         def on_step(s: dict) -> None:
             info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
             if "lambda" in s:

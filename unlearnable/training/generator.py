@@ -92,7 +92,9 @@ class GeneratorTrainingConfig:
     max_images: int | None = None  # ... or at most this many pictures
     max_minutes: float | None = None  # stop (and save) after this much wall time
     seed: int = 0
-    candidates: int = 1  # > 1: that many generators (seeds seed, seed + 1, ...), the best by a label-free check kept
+    # > 1: that many generators (seeds seed, seed + 1, ...), the best by a label-free check kept;
+    # None: several on a folder large enough for the check, else one (methods/candidates.py, how_many)
+    candidates: int | None = 1
 
     @property
     def total_epochs(self) -> int:
@@ -111,7 +113,9 @@ PRESETS: Registry[GeneratorTrainingConfig] = Registry("--preset", {
     # (CPU_GAME_SCHEDULE). Why: docs/methods.md, "Why the CPU preset departs from the paper".
     # The follower sees a grayscale copy of half the pictures (--robust grayscale): measured better
     # than none with and without the trainer's grayscale (docs/trainer.md, "Training against the trainer's preprocessing").
-    "cpu": GeneratorTrainingConfig(min_steps=948, robust=("grayscale",), warmup_epochs=12, epochs=0),
+    # Several candidates where the check can tell them apart: seeds differ by up to 20 points at
+    # full size, and the check kept the strongest (docs/label-free.md, "`--candidates 3` at full size").
+    "cpu": GeneratorTrainingConfig(min_steps=948, robust=("grayscale",), warmup_epochs=12, epochs=0, candidates=None),
     "paper": GeneratorTrainingConfig(
         generator="paper", label_aware=False, victim="resnet18", warmup_epochs=0, epochs=50,
         batch_size=256, bome=PAPER_BOME, victim_lr=0.01, victim_momentum=0.0,
