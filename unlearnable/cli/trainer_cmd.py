@@ -32,6 +32,10 @@ def _folders(protected_dir: Path | None, test: Path | None, clean: Path | None):
     return folders
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
+
+
 def _labels_out(protected_dir: Path) -> Path:
     """Where labels made from the originals are written: ``<protected>.labels.csv`` beside the folder."""
     return protected_dir.parent / f"{protected_dir.resolve().name}.labels.csv"
@@ -81,7 +85,7 @@ def evaluate(
         if not ctx.is_main:
             return
         remember({"test": test})
-        title = f"{rec.arch}, {rec.epochs} epochs, {training_kind(rec, adv.text)}"
+        title = f"{rec.arch}, {_epochs(rec.epochs)}, {training_kind(rec, adv.text)}"
         console.print(result.labels, highlight=False)
         console.print(evaluate_table(result, f"{title}, {_tested_on(test, result.test_images)}", runs))
         _few_test_pictures(result.test_images)
@@ -133,11 +137,11 @@ def defend(
             return
         remember({"test": test})
         console.print(result.labels, highlight=False)
-        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {rec.epochs} epochs, "
+        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {_epochs(rec.epochs)}, "
                                            f"{result.train_images} pictures, {_tested_on(test, result.test_images)})"))
         _few_test_pictures(result.test_images)
-        picture = save_defense_plot(result, protected_dir, f"what protection holds against: {rec.arch}, {rec.epochs} "
-                                                           f"epochs, {result.train_images} pictures")
+        picture = save_defense_plot(result, protected_dir, f"what protection holds against: {rec.arch}, "
+                                                           f"{_epochs(rec.epochs)}, {result.train_images} pictures")
         console.print(f"picture: {picture}")
         if json_out:
             emit_json({**result.to_dict(), "picture": str(picture)})
