@@ -95,3 +95,24 @@ def test_a_folder_large_enough_gets_candidates_by_default_and_says_so(tmp_path, 
     assert res.exit_code == 0, res.output
     assert [c["seed"] for c in json.loads(res.stdout)["candidates"]] == [0, 1]
     assert "2 candidates: the default on a folder this size; --candidates 1 trains one generator" in res.stderr
+
+
+def test_progress_counts_the_steps_of_the_whole_candidates_run(tmp_path):
+    """The time left a candidates run shows is the whole run's: one count of steps over every trial and the
+    kept one's end, never going back, ending at its total (it restarted for each candidate)."""
+    from unlearnable.budget import parse_budget
+    from unlearnable.methods.gue import GUE
+
+    flat_folder(tmp_path / "photos", n_classes=3, per_class=16, size=32)
+    given = {"warmup_epochs": 4, "epochs": 0, "encoder": "colour", "clusters": 3, "candidates": 3, "batch_size": 16}
+    settings = GUE.settings("cpu", parse_budget("8/255"), 16, 5, given)
+    seen = []
+    GUE.train(tmp_path / "photos", tmp_path / "g.safetensors", settings, torch.device("cpu"),
+              on_progress=lambda done, total, info: seen.append((done, total, info)))
+    steps = [(d, t) for d, t, info in seen if "min-min ep" in info]
+    totals = {t for _, t in steps}
+    assert len(totals) == 1, totals  # one count for the whole run
+    done = [d for d, _ in steps]
+    assert done == sorted(done) and done[-1] == totals.pop()  # forward only, to the end
+    assert any("finding keys" in info for _, _, info in seen)  # the keys report on their own count
+    assert any(info.startswith("candidate 3/3") for _, _, info in seen)

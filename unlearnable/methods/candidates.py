@@ -39,6 +39,28 @@ def how_many(settings, data_dir: Path, ctx=None) -> int:
     return AUTO if n >= AUTO_PICTURES else 1
 
 
+class _RunSteps:
+    """The game's steps of a whole candidates run on one count, so that progress and its time left
+    cover the run and not one candidate: N trials of a quarter of a run, then the kept one's last
+    three quarters. A trial's length is a quarter of a run's steps until one has ended (it stops
+    at an epoch's end, within half an epoch of that); after that it is the measured one."""
+
+    def __init__(self, n: int):
+        self.n, self.trial, self.last = n, None, 0
+
+    def of_run(self, i: int, done: int, total: int, final: bool) -> tuple[int, int]:
+        """(done, total) of the whole run for candidate ``i``'s step ``done`` of ``total``."""
+        trial = self.trial if self.trial is not None else TRIAL * total
+        self.last = done
+        whole = self.n * trial + total - trial
+        at = self.n * trial + done - trial if final else i * trial + done
+        return round(min(at, whole)), round(whole)
+
+    def ended(self, final: bool) -> None:
+        if not final and self.trial is None and self.last:
+            self.trial = self.last
+
+
 def candidate_dir(out: Path) -> Path:
     """Where the candidates of ``--out out`` are written (kept after the run: any of them is a protection file)."""
     return out.with_name(out.stem + ".candidates")
@@ -60,14 +82,19 @@ def train_candidates(method, data_dir: Path, out: Path, settings, device, *, res
                                "that folder to start over")
     start = time.perf_counter()
     features: dict = {}  # the candidates find their keys in the same features: computed once
+    steps = _RunSteps(n)
 
     def train(i: int, what: str, **kw) -> TrainReport:
+        final = "pause_after" not in kw
+
         def progress(done, total, info):
             if on_progress:
-                on_progress(done, total, f"candidate {i + 1}/{n} (seed {seeds[i]}), {what}: {info}")
-        return method.train(data_dir, paths[i], replace(settings, seed=seeds[i], candidates=1), device,
-                            resume=checkpoint_path(paths[i]).exists(), ctx=ctx, on_load=on_load,
-                            on_progress=progress, shared_features=features, **kw)
+                on_progress(*steps.of_run(i, done, total, final), f"candidate {i + 1}/{n} (seed {seeds[i]}), {what}: {info}")
+        report = method.train(data_dir, paths[i], replace(settings, seed=seeds[i], candidates=1), device,
+                              resume=checkpoint_path(paths[i]).exists(), ctx=ctx, on_load=on_load,
+                              on_progress=progress, on_key_progress=on_progress, shared_features=features, **kw)
+        steps.ended(final)
+        return report
 
     trials = [train(i, "a quarter of its run", pause_after=TRIAL) for i, p in enumerate(paths) if not p.exists()]
 

@@ -161,9 +161,11 @@ class GueMethod(Method):
         return replace(PRESETS[preset], **overrides)
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None,
-              pause_after: float | None = None, shared_features: dict | None = None) -> TrainReport:
+              pause_after: float | None = None, shared_features: dict | None = None,
+              on_key_progress=None) -> TrainReport:
         """``pause_after``: stop at that fraction of the run, keeping its checkpoint; ``shared_features``:
-        the key features of runs on the same pictures (train_generator)."""
+        the key features of runs on the same pictures (train_generator); ``on_key_progress``: where finding
+        the keys reports, if not to ``on_progress`` (which then hears of the game's steps only)."""
         n = how_many(settings, data_dir, ctx)
         if n > 1:
             return train_candidates(self, data_dir, Path(out), replace(settings, candidates=n), device, resume=resume,
@@ -180,7 +182,7 @@ class GueMethod(Method):
 
         extra = {"ctx": ctx} if ctx is not None else {}
         def on_keys(done: int, total: int) -> None:
-            on_progress(done, total, f"finding keys ({settings.encoder or 'colour'} features)")
+            (on_key_progress or on_progress)(done, total, f"finding keys ({settings.encoder or 'colour'} features)")
 
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,
