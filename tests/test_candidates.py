@@ -116,3 +116,9 @@ def test_progress_counts_the_steps_of_the_whole_candidates_run(tmp_path):
     assert done == sorted(done) and done[-1] == totals.pop()  # forward only, to the end
     assert any("finding keys" in info for _, _, info in seen)  # the keys report on their own count
     assert any(info.startswith("candidate 3/3") for _, _, info in seen)
+
+
+def test_epochs_are_named_in_the_singular_and_the_plural():
+    from unlearnable.training.schedule import epochs_text
+
+    assert (epochs_text(1), epochs_text(3), epochs_text(0)) == ("1 epoch", "3 epochs", "0 epochs")

@@ -10,6 +10,7 @@ import typer
 from ..defenses import DEFENSES, build_defenses
 from ..evaluate import EvaluationConfig, evaluate_protection, save_report, training_kind
 from ..project import remember, training_folders
+from ..training.schedule import epochs_text
 from ..training.victim import victim_recipe
 from .common import budget_option, console, emit_json, error_boundary, progress_bar
 from .options import (STOPPED, TRAINER_FOLDER_HELP, ArchOpt, AutoLabelsOpt, DeviceOpt, EpochsOpt, HelpOpt,
@@ -30,10 +31,6 @@ def _folders(protected_dir: Path | None, test: Path | None, clean: Path | None):
         console.print(f"testing on {folders[1]} (remembered from an earlier run; --test DIR for another, "
                       "--clean ORIGINALS for a held-out fifth of your own pictures)", highlight=False)
     return folders
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def _labels_out(protected_dir: Path) -> Path:
@@ -85,7 +82,7 @@ def evaluate(
         if not ctx.is_main:
             return
         remember({"test": test})
-        title = f"{rec.arch}, {_epochs(rec.epochs)}, {training_kind(rec, adv.text)}"
+        title = f"{rec.arch}, {epochs_text(rec.epochs)}, {training_kind(rec, adv.text)}"
         console.print(result.labels, highlight=False)
         console.print(evaluate_table(result, f"{title}, {_tested_on(test, result.test_images)}", runs))
         _few_test_pictures(result.test_images)
@@ -137,11 +134,11 @@ def defend(
             return
         remember({"test": test})
         console.print(result.labels, highlight=False)
-        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {_epochs(rec.epochs)}, "
+        console.print(defend_table(result, f"what protection holds against ({rec.arch}, {epochs_text(rec.epochs)}, "
                                            f"{result.train_images} pictures, {_tested_on(test, result.test_images)})"))
         _few_test_pictures(result.test_images)
         picture = save_defense_plot(result, protected_dir, f"what protection holds against: {rec.arch}, "
-                                                           f"{_epochs(rec.epochs)}, {result.train_images} pictures")
+                                                           f"{epochs_text(rec.epochs)}, {result.train_images} pictures")
         console.print(f"picture: {picture}")
         if json_out:
             emit_json({**result.to_dict(), "picture": str(picture)})

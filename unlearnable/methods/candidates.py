@@ -16,6 +16,7 @@ from ..errors import ConfigError, UnlearnableError
 from ..io.discovery import list_images
 from ..io.files import atomic_write_bytes
 from ..training.generator import checkpoint_path
+from ..training.schedule import epochs_text
 from .base import TrainReport
 
 TRIAL = 0.25  # each candidate is trained this fraction of its run before the check
@@ -123,7 +124,7 @@ def train_candidates(method, data_dir: Path, out: Path, settings, device, *, res
              "check": f"{check.accuracies[best]:.1%} (originals {check.clean_accuracy:.1%})"}
     if trials:  # every candidate of one folder pauses at the same epoch
         e = trials[0].details["epochs_done"]
-        table["checked after"] = f"{e} epoch{'s' if e != 1 else ''}"
+        table["checked after"] = epochs_text(e)
     details = {**(last.details if last else {}), "output": str(out), "candidates": [
         {"seed": s, "file": str(p), "check_accuracy": a} for s, p, a in zip(seeds, paths, check.accuracies)],
         "check_clean_accuracy": check.clean_accuracy, "check_labels": check.labels, "kept_seed": seeds[best],

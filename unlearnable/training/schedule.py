@@ -18,6 +18,11 @@ def cosine(lr: float, t: float, length: float) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * t / length))
 
 
+def epochs_text(n: int) -> str:
+    """"1 epoch", "3 epochs": how every table and title names a number of epochs."""
+    return f"{n} epoch{'s' if n != 1 else ''}"
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
