@@ -49,7 +49,7 @@ def time_steps_in_turns(cases: dict, x, y, steps: int, base: str) -> dict[str, d
     """Median seconds per game step of each case, and its ratio to case `base`.
 
     `cases` maps a name to (solver, (generator, victim, generator optimiser, victim optimiser),
-    robust option names). The cases take turns step by step, so a machine that slows down
+    robust option names[, feature push or None]). The cases take turns step by step, so a machine that slows down
     during the run slows all of them alike; the first round warms up and is not counted.
     """
     import statistics
@@ -62,11 +62,12 @@ def time_steps_in_turns(cases: dict, x, y, steps: int, base: str) -> dict[str, d
 
     times: dict[str, list[float]] = {name: [] for name in cases}
     for step in range(steps + 1):
-        for name, (solver, (gen, victim, g_opt, v_opt), robust) in cases.items():
+        for name, (solver, (gen, victim, g_opt, v_opt), robust, *push) in cases.items():
             sampler = torch.Generator().manual_seed(step)
             view = trainer_transforms(tuple(robust), sampler)
             start = time.perf_counter()
-            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: view(crop_flip(t, generator=sampler)), True))
+            solver.step(GameBatch(gen, victim, x, y, g_opt, v_opt, lambda t: view(crop_flip(t, generator=sampler)), True,
+                                  push=push[0] if push else None))
             if step:
                 times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}

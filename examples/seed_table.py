@@ -7,6 +7,9 @@ Each ``--runs LABEL FILE...`` is one setting measured with several seeds (the ``
 the protected pictures and on the originals (mean over the seeds, then each seed), the
 protection in points, and the spread (largest minus smallest protected accuracy). The docs'
 screening tables are printed by this script, so a figure and its runs cannot drift apart.
+A setting whose runs were all made with ``--no-clean`` takes the originals' figure of the same
+case from an earlier setting in the same call (the originals do not depend on the setting:
+give those runs the same pictures), and the table says so.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def rows_of(label: str, files: list[Path]) -> list[dict]:
         prot = [r["protected_accuracy"] for r in got]
         clean = [r["clean_accuracy"] for r in got if r["clean_accuracy"] is not None]  # runs with --no-clean have none
         out.append({"setting": label, "case": case, "seeds": len(got), "protected": prot, "clean": clean,
-                    "protected_mean": sum(prot) / len(prot), "clean_mean": sum(clean) / len(clean),
+                    "protected_mean": sum(prot) / len(prot), "clean_mean": sum(clean) / len(clean) if clean else None,
                     "spread": max(prot) - min(prot),
                     "generator_minutes": [r["generator_minutes"] for r in got]})
     return out
@@ -37,6 +40,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the table's figures here")
     a = ap.parse_args()
     table = [row for label, *files in a.runs for row in rows_of(label, [Path(f) for f in files])]
+    for r in table:
+        if r["clean_mean"] is None:  # --no-clean runs: the originals' figure of an earlier setting
+            earlier = next((e for e in table if e["case"] == r["case"] and e["clean"]), None)
+            if earlier is None:
+                raise SystemExit(f"{r['setting']}, case {r['case']}: no run has the originals' figure; "
+                                 "give a setting measured without --no-clean first")
+            r["clean_mean"], r["clean_from"] = earlier["clean_mean"], earlier["setting"]
     print("| setting | case | seeds | trainer's accuracy, protected: mean (each seed) | originals: mean | "
           "protection | spread |")
     print("|---|---|---|---|---|---|---|")
@@ -45,6 +55,9 @@ def main() -> None:
         print(f"| {r['setting']} | {r['case']} | {r['seeds']} | **{r['protected_mean']:.2%}** ({each}) | "
               f"{r['clean_mean']:.2%} | {100 * (r['clean_mean'] - r['protected_mean']):.1f} points | "
               f"{100 * r['spread']:.1f} points |")
+    for r in table:
+        if "clean_from" in r:
+            print(f"\n{r['setting']}, case {r['case']}: the originals' figure is that of {r['clean_from']}.")
     if a.json:
         a.json.write_text(json.dumps(table, indent=2))
 

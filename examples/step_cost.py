@@ -2,13 +2,16 @@
 
     python examples/step_cost.py [--steps 8] [--batch-size 128] [--json out.json]
     python examples/step_cost.py --memory-formats    # the min-min step with the players contiguous and channels-last
+    python examples/step_cost.py --feature-push efficientnet-lite0   # the min-min step with and without the push
 
 Builds the `cpu` preset's players (small U-Net, small CNN, 10 keys) on random 32x32 pictures,
 with the preset's follower view (crop+flip, then `--robust grayscale`), and times the two
 solvers' steps taking turns, so a machine that slows down during the run slows both alike.
 Prints the median seconds per step and the ratio to the min-min step. With
 ``--memory-formats`` the two cases are instead the min-min step with both players' weights
-in PyTorch's default (contiguous) layout and in the channels-last layout.
+in PyTorch's default (contiguous) layout and in the channels-last layout. With
+``--feature-push NAME`` they are the min-min step without and with `train-generator
+--feature-push NAME` (the preset's push batch and size), both players channels-last as in a run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import torch
 
 from benchlib import time_steps_in_turns, write_json
+from unlearnable.game.push import FeaturePush
 from unlearnable.game.solvers import Bome, MinMin
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from unlearnable.models.victims import build_victim
@@ -30,28 +34,38 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--json", default=None)
     ap.add_argument("--memory-formats", action="store_true", help="compare contiguous and channels-last players")
+    ap.add_argument("--feature-push", default=None, help="compare the min-min step without and with this push network")
     args = ap.parse_args()
     torch.manual_seed(0)
     preset = PRESETS["cpu"]
-    solvers = ({"contiguous": MinMin(), "channels-last": MinMin()} if args.memory_formats
-               else {"min-min": MinMin(), "bome": Bome(preset.bome)})
+    if args.memory_formats:
+        solvers = {"contiguous": MinMin(), "channels-last": MinMin()}
+    elif args.feature_push:
+        solvers = {"min-min": MinMin(), "min-min + push": MinMin()}
+    else:
+        solvers = {"min-min": MinMin(), "bome": Bome(preset.bome)}
     players = {}
     for name in solvers:
         gen = UNetGenerator(GeneratorConfig(channels=GENERATOR_PRESETS[preset.generator], num_classes=10, eps=8 / 255))
         victim = build_victim(preset.victim, 10)
-        if name == "channels-last":
+        if name == "channels-last" or args.feature_push:
             gen, victim = (m.to(memory_format=torch.channels_last) for m in (gen, victim))
         players[name] = (gen, victim, torch.optim.Adam(gen.parameters(), preset.gen_lr),
                          torch.optim.SGD(victim.parameters(), preset.victim_lr, momentum=preset.victim_momentum))
     x = torch.rand(args.batch_size, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
-    cases = {name: (solver, players[name], preset.robust) for name, solver in solvers.items()}
+    push = None
+    if args.feature_push:
+        push = FeaturePush.fit(args.feature_push, x, y, 10, size=preset.push_size, batch=preset.push_batch,
+                               weight=preset.push_weight)
+    cases = {name: (solver, players[name], preset.robust, push if name.endswith("push") else None)
+             for name, solver in solvers.items()}
     rows = time_steps_in_turns(cases, x, y, args.steps, base=next(iter(solvers)))
     print(f"one game step, cpu preset (--robust {','.join(preset.robust) or 'none'}), batch {args.batch_size}, "
           f"median of {args.steps} steps, {torch.get_num_threads()} threads")
-    print(f"{'case':>13} {'s/step':>8} {'ratio':>6}")
+    print(f"{'case':>15} {'s/step':>8} {'ratio':>6}")
     for name, r in rows.items():
-        print(f"{name:>13} {r['seconds_per_step']:>8.3f} {r['ratio']:>6.2f}")
+        print(f"{name:>15} {r['seconds_per_step']:>8.3f} {r['ratio']:>6.2f}")
     write_json(args.json, rows)
 
 

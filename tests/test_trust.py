@@ -125,6 +125,19 @@ def test_a_task_that_starts_a_new_phase_keeps_printing(capsys, monkeypatch):
     assert "about 0:10 left" in lines[3]
 
 
+def test_a_second_pass_over_as_many_pictures_is_a_new_phase(capsys, monkeypatch):
+    """Finding keys, then the push's features (--feature-push), both over the same 100 pictures:
+    the second pass has the same total, and its lines come too."""
+    progress, task, now = _log_progress(monkeypatch)
+    progress.update(task, completed=100, info="finding keys")
+    for done in (25, 50, 75, 100):
+        now[0] += 1.0
+        progress.update(task, completed=done, info="features to push")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert [line.split(":")[1].split()[0] for line in lines] == ["100/100", "25/100", "100/100"], lines
+    assert "features to push" in lines[-1]
+
+
 def test_special_files_are_skipped_with_a_reason_not_read(tmp_path, gen_file):
     src = tmp_path / "in"
     src.mkdir()

@@ -102,8 +102,10 @@ class LogProgress:
     def update(self, task: int, **fields) -> None:
         with self._lock:
             t = self.tasks[task]
-            if "total" in fields and fields["total"] != t["total"] and t["total"] is not None:
-                # a new phase of the same task (finding keys, then the game): a rate and an end of its own
+            new_total = "total" in fields and fields["total"] != t["total"] and t["total"] is not None
+            if new_total or fields.get("completed", t["completed"]) < t["completed"]:
+                # a new phase of the same task (finding keys, then the game; or a second pass over
+                # the same pictures, counting again from the start): a rate and an end of its own
                 for stale in ("first", "estimated"):
                     t.pop(stale, None)
                 t["done"] = t["shown"] = False

@@ -5,12 +5,15 @@ takes one."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from .follower import FollowerLoss, standard_loss
+
+if TYPE_CHECKING:
+    from .push import FeaturePush
 
 
 @dataclass
@@ -25,6 +28,7 @@ class GameBatch:
     label_aware: bool = False  # A(x, y) rather than g(x)
     loss_fn: FollowerLoss = standard_loss  # the follower's L_c (TRADES for GUE-AT)
     sync: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None  # gradient averaging (torchrun)
+    push: "FeaturePush | None" = None  # the generator's second loss in min-min steps (--feature-push)
 
     @property
     def players(self) -> tuple:

@@ -31,8 +31,14 @@ def minmin_step(batch: GameBatch) -> dict[str, float]:
     victim_opt.step()
 
     gen_opt.zero_grad(set_to_none=True)
-    loss_g = standard_loss(victim, transform((x + generator(x, yg)).clamp(0, 1)), y)
+    delta = generator(x, yg)
+    loss_g = standard_loss(victim, transform((x + delta).clamp(0, 1)), y)
+    stats = {"J_c": loss_g.item(), "victim_loss": loss_v.item()}
+    if batch.push is not None:  # --feature-push: the ImageNet features towards the next key's too
+        loss_p = batch.push.loss(x, delta, y)
+        stats["push"] = loss_p.item()
+        loss_g = loss_g + loss_p
     loss_g.backward()
     victim_opt.zero_grad(set_to_none=True)  # the victim only learns in its own step
     gen_opt.step()
-    return {"J_c": loss_g.item(), "victim_loss": loss_v.item()}
+    return stats

@@ -93,6 +93,10 @@ GUE_OPTIONS = (
            "network installed with the package), efficientnet-lite0 (a smaller one: faster, less pure keys; "
            "the default before), small-cnn (a small CNN trained on five CIFAR-10 classes), colour (mean colours on a "
            "grid), or a file from `unlearnable train-encoder`."),
+    Option("feature_push", str, "Also move each picture's features in an ImageNet network towards those of another "
+           f"key's pictures ({', '.join(PRETRAINED)}; none: off, the default), against a trainer who starts from a "
+           "pretrained network rather than from scratch: such a trainer then learns each key's content from another's "
+           "features. Costs time; works in the min-min epochs (the cpu preset's only phase)."),
     Option("max_minutes", float, "Stop after this many minutes of training and save what was learned.", min=0.0),
     Option("adv_eps", Budget, "GUE-AT: L-inf radius of the TRADES follower, e.g. 4/255 (default 0)."),
     Option("solver", str, "Game solver for gue: bome (default) or tgda (total gradient descent ascent)."),
@@ -117,7 +121,7 @@ GUE_OPTIONS = (
 # Options copied into the settings as given (after the checks in GueMethod.settings): every
 # declared one but those the solvers nest, those parsed first, and resume (an argument of train).
 _PLAIN = tuple(o.name for o in (*COMMON, *GUE_OPTIONS)
-               if o.name not in _BOME | _TGDA | {"adv_eps", "encoder", "robust", "resume"})
+               if o.name not in _BOME | _TGDA | {"adv_eps", "encoder", "robust", "resume", "feature_push"})
 
 
 class GueMethod(Method):
@@ -151,6 +155,11 @@ class GueMethod(Method):
                          encoder=encoder_choice(given.get("encoder")))
         if given.get("robust") is not None:
             overrides["robust"] = parse_robust(given["robust"])
+        push = given.get("feature_push")
+        if push is not None:
+            if push != "none" and push not in PRETRAINED:
+                raise ConfigError(f"unknown --feature-push {push!r}; choose one of {', '.join(PRETRAINED)} or none")
+            overrides["feature_push"] = None if push == "none" else push
         adv = given.get("adv_eps")
         if adv is not None:
             overrides.update(adv_eps=adv.value, adv_eps_text=adv.text)
@@ -173,6 +182,8 @@ class GueMethod(Method):
         settings = replace(settings, candidates=1)
         def on_step(s: dict) -> None:
             info = f"{s['phase']} ep {s['epoch']}/{s['epochs']} J_c {s['J_c']:.3f}"
+            if "push" in s:
+                info += f" push {s['push']:.2f}"
             if "lambda" in s:
                 info += f" J_a {s['J_a']:.3f} λ {s['lambda']:.2f}"
             elif "cg" in s:
@@ -184,13 +195,18 @@ class GueMethod(Method):
         def on_keys(done: int, total: int) -> None:
             (on_key_progress or on_progress)(done, total, f"finding keys ({settings.encoder or 'colour'} features)")
 
+        def on_push(done: int, total: int) -> None:
+            (on_key_progress or on_progress)(done, total, f"features to push ({settings.feature_push})")
+
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,
+                                 on_push=on_push if on_progress else None,
                                  pause_after=pause_after, shared_features=shared_features, **extra)
         return TrainReport(
             output=result.output, images=result.images, skipped=result.skipped, skipped_files=result.skipped_files,
             seconds=result.seconds,
             table={"keys": result.keys, "follower": settings.victim, "against": ", ".join(settings.robust) or "none",
+                   **({"feature push": settings.feature_push} if settings.feature_push else {}),
                    "epochs": str(result.epochs_done), "steps": str(result.steps),
                    "images/s": f"{result.images_per_s:.0f}", "stopped early": "yes" if result.stopped_early else "no"},
             details={**result.to_dict(), "config": asdict(settings)},

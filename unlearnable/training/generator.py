@@ -42,11 +42,12 @@ from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
 from ..game.bome import BomeSettings
 from ..game.follower import follower_loss
+from ..game.push import FeaturePush, clean_features
 from ..game.solvers import Bome, GameBatch, MinMin, Solver, Tgda
 from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
-from ..models.pretrained import PRETRAINED, check_encoder
+from ..models.pretrained import PRETRAINED, check_encoder, load_encoder
 from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 from ..models.victims import build_victim
 from ..registry import Registry
@@ -66,6 +67,12 @@ class GeneratorTrainingConfig:
     encoder: str | None = None  # key features: an ImageNet encoder's name (PRETRAINED), a file with a trained encoder, or None (mean colours)
     key_size: int | None = None  # pixels an ImageNet encoder sees (pictures fitted to it) when it finds the keys; None: the encoder's own
     victim: str = "small-cnn"  # follower architecture in the game
+    # an ImageNet network (PRETRAINED) whose features the perturbation also moves towards the next
+    # key's, in the min-min epochs (game/push.py); None: no push
+    feature_push: str | None = None
+    push_size: int = 96  # pixels that network sees (enlarged, as a fine-tuning trainer enlarges them)
+    push_batch: int = 32  # pictures of each batch the push is computed on (it costs far more a picture)
+    push_weight: float = 1.0
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
     solver: str = "bome"  # bome | tgda
@@ -177,6 +184,7 @@ def train_generator(
     on_load: Callable[[int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     on_keys: Callable[[int, int], None] | None = None,
+    on_push: Callable[[int, int], None] | None = None,
     ctx: Context = SINGLE,
     pause_after: float | None = None,
     shared_features: dict | None = None,
@@ -186,7 +194,8 @@ def train_generator(
     A checkpoint (``<out>.ckpt``) is written after every epoch; ``resume=True`` continues
     from it. ``pause_after`` = F stops after that fraction of the run's epochs (at least one):
     the generator as it is then is written to ``out`` and the checkpoint kept, so that
-    ``resume=True`` continues the same run to its end. ``shared_features``: see :func:`fit_keys`. ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
+    ``resume=True`` continues the same run to its end. ``shared_features``: see :func:`fit_keys` (and the push's features, :func:`fit_push`).
+    ``on_push`` hears of the push network's pass over the pictures (``feature_push``). ``on_step`` receives a dict with epoch, step, phase, J_c, J_a, lambda, images/s.
     Under torchrun (``ctx``), each process takes its share of every batch and gradients are
     averaged; only rank 0 writes files.
     """
@@ -197,6 +206,7 @@ def train_generator(
     data, keys, y_all = _read_and_key(data_root, config, device, on_load, on_keys, shared_features)
     config = stretch_schedule(config, len(data))
     players = _Players.build(config, keys, device)
+    push = fit_push(data, y_all, keys.config.clusters, config, device, on_push, shared_features)
     progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
     if resume:
         progress = load_checkpoint(ckpt, players.modules, players.optimizers, device)
@@ -207,7 +217,7 @@ def train_generator(
     progress["config"] = _config_key(config, data)
     pause_epoch = None if pause_after is None else max(1, round(pause_after * config.total_epochs))
     stopped_early, stats = _play(players, data.x.to(device), y_all, config, progress, ckpt, ctx, on_step,
-                                 pause_epoch)
+                                 pause_epoch, push)
     paused = progress["epoch"] < config.total_epochs and not stopped_early  # at pause_epoch
     seconds = progress["seconds"]
     n = len(y_all)
@@ -261,6 +271,15 @@ def _check_names(config: GeneratorTrainingConfig) -> None:
         raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
+    if config.feature_push is not None:
+        if config.feature_push not in PRETRAINED:
+            raise UnlearnableError(f"unknown --feature-push network {config.feature_push!r}; use {', '.join(PRETRAINED)}")
+        if not config.label_aware:
+            raise UnlearnableError("--feature-push moves each key's pictures towards another key: it needs keys; "
+                                   "drop --image-only")
+        if config.epochs:
+            raise UnlearnableError("--feature-push joins the min-min epochs only; drop the game's options "
+                                   "(--epochs, --solver, --adv-eps)")
 
 
 def _key_size(config: GeneratorTrainingConfig) -> int:
@@ -321,9 +340,10 @@ class _Players:
 
 
 def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: GeneratorTrainingConfig,
-          progress: dict, ckpt: Path, ctx: Context, on_step, last_epoch: int | None = None) -> tuple[bool, dict]:
+          progress: dict, ckpt: Path, ctx: Context, on_step, last_epoch: int | None = None,
+          push: FeaturePush | None = None) -> tuple[bool, dict]:
     """The game's epochs from ``progress`` on (min-min, then the solver), a checkpoint after each;
-    up to epoch ``last_epoch`` only, when it is given."""
+    up to epoch ``last_epoch`` only, when it is given. ``push`` joins the min-min steps."""
     solvers: dict[str, Solver] = {"min-min": MinMin(), "bome": Bome(config.bome), "tgda": Tgda(config.tgda)}
     loss_fn = follower_loss(config.adv_eps)
     gen_step, victim_step = SyncedOptimizer(players.gen_opt, ctx), SyncedOptimizer(players.victim_opt, ctx)
@@ -346,7 +366,8 @@ def _play(players: _Players, x_all: torch.Tensor, y_all: torch.Tensor, config: G
             idx = ctx.shard(perm[i * config.batch_size:(i + 1) * config.batch_size])
             x, y = x_all[idx].float().div_(255), y_all[idx]
             stats = solvers[phase].step(GameBatch(players.generator, players.victim, x, y, gen_step, victim_step,
-                                                  transform, config.label_aware, loss_fn, sync))
+                                                  transform, config.label_aware, loss_fn, sync,
+                                                  push if phase == "min-min" else None))
             progress["steps"] += 1
             elapsed = time.perf_counter() - start
             if on_step:
@@ -446,6 +467,26 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
         raw = shared[tag]
     return ClusterKeys.fit_and_assign(x, kc, seed=config.seed, encoder=encoder, starts=config.kmeans_starts,
                                       on_progress=on_progress, neighbours=config.key_neighbours, raw=raw)
+
+
+def fit_push(data, y: torch.Tensor, keys: int, config: GeneratorTrainingConfig, device: torch.device,
+             on_progress: Callable[[int, int], None] | None = None, shared: dict | None = None) -> FeaturePush | None:
+    """The feature push of ``config.feature_push`` on the training pictures and their keys, or None.
+
+    ``shared``: the clean features are kept there for later runs on the same pictures (as for keys)."""
+    if config.feature_push is None:
+        return None
+    check_encoder(config.feature_push)
+    x = data.x.to(device)
+    settings = {"size": config.push_size, "batch": config.push_batch, "weight": config.push_weight}
+    raw = None
+    if shared is not None:
+        tag = ("push", config.feature_push, config.push_size, str(device), tuple(data.paths))
+        if tag not in shared:
+            shared[tag] = clean_features(load_encoder(config.feature_push, device).net, x, config.push_size,
+                                         on_progress)
+        raw = shared[tag]
+    return FeaturePush.fit(config.feature_push, x, y, keys, **settings, raw=raw, on_progress=on_progress)
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:

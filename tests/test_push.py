@@ -1,0 +1,94 @@
+"""--feature-push: the perturbation also moves an ImageNet network's features towards the next key's."""
+
+from dataclasses import replace
+
+import torch
+from typer.testing import CliRunner
+
+from unlearnable.cli.main import app
+from unlearnable.game.push import FeaturePush
+from unlearnable.io.genfile import read_info
+from unlearnable.synthetic import make_synthetic_folder, synthetic_images
+from unlearnable.training.generator import PRESETS, train_generator
+
+from .conftest import flat_folder
+
+runner = CliRunner()
+CPU = torch.device("cpu")
+NET = "efficientnet-lite0"
+
+
+def _push(x, y, keys=3, **kw):
+    return FeaturePush.fit(NET, x, y, keys, size=kw.pop("size", 64), batch=kw.pop("batch", 32), weight=1.0, **kw)
+
+
+def test_centres_are_the_unit_means_of_each_keys_centred_features():
+    x, y = synthetic_images(3, 4, 16, 0)
+    push = _push(x, y)  # from uint8 pictures, as training holds them
+    x = x.float() / 255
+    f = push.features(x)  # centred on the same pictures' mean, unit length
+    assert torch.allclose(f.norm(dim=1), torch.ones(len(x)), atol=1e-5)
+    for k in range(3):
+        mean = f[y == k].mean(0)
+        assert torch.allclose(push.centres[k], mean / mean.norm(), atol=1e-4)
+    # given the same pictures' features, fit gives the same push without another pass
+    again = _push(x, y, raw=_raw(push, x))
+    assert torch.allclose(again.centres, push.centres, atol=1e-5)
+
+
+def _raw(push, x):
+    from unlearnable.game.push import clean_features
+
+    return clean_features(push.net, x, push.size)
+
+
+def test_the_loss_falls_as_a_perturbation_within_the_budget_follows_its_gradient():
+    """The push's gradient reaches the pixels through the frozen network: a few signed steps of
+    8/255 move most pictures' features to the next key's centre, and the network stays frozen."""
+    x, y = synthetic_images(3, 6, 16, 1)
+    x = x.float() / 255
+    push = _push(x, y)
+    before = [p.clone() for p in push.net.parameters()][:3]
+    delta = torch.zeros_like(x, requires_grad=True)
+    start = push.loss(x, delta, y).item()
+    for _ in range(5):
+        (g,) = torch.autograd.grad(push.loss(x, delta, y), delta)
+        with torch.no_grad():
+            delta -= 2 / 255 * g.sign()
+            delta.clamp_(-8 / 255, 8 / 255)
+    assert push.loss(x, delta, y).item() < start - 0.5
+    with torch.no_grad():
+        hit = (push.features((x + delta).clamp(0, 1)) @ push.centres.T).argmax(1).eq((y + 1) % 3).float().mean()
+    assert hit > 0.5
+    assert all(torch.equal(a, b) for a, b in zip(before, push.net.parameters()))
+    assert not any(p.requires_grad for p in push.net.parameters())
+
+
+def test_train_generator_with_the_push_records_it_and_reports_its_loss(tmp_path):
+    make_synthetic_folder(tmp_path / "train", num_classes=3, per_class=8, size=16)
+    out = tmp_path / "g.safetensors"
+    seen = []
+    config = replace(PRESETS["cpu"], min_steps=0, warmup_epochs=2, epochs=0, batch_size=8, image_size=16,
+                     keys="folders", feature_push=NET, push_size=64, push_batch=4, candidates=1)
+    train_generator(tmp_path / "train", out, config, CPU, on_step=seen.append,
+                    on_push=lambda done, total: seen.append({"push_pass": (done, total)}))
+    assert {"push_pass": (24, 24)} in seen
+    steps = [s for s in seen if "J_c" in s]
+    assert steps and all(s["push"] > 0 for s in steps)
+    assert read_info(out).training["feature_push"] == NET
+
+
+def test_the_cli_names_the_push_and_refuses_what_it_cannot_do(tmp_path):
+    flat_folder(tmp_path / "photos", n_classes=2, per_class=12)
+    out = tmp_path / "g.safetensors"
+    ok = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
+                             "--feature-push", NET, "--out", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert "feature push" in ok.output and NET in ok.output  # the summary names it
+    for extra, words in ((["--feature-push", "efficientnet-lite9"], "unknown --feature-push"),
+                         (["--feature-push", NET, "--epochs", "2"], "min-min epochs only"),
+                         (["--feature-push", NET, "--image-only"], "needs keys")):
+        bad = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1",
+                                  "--out", str(tmp_path / "b.safetensors"), *extra])
+        assert bad.exit_code != 0 and words in bad.output, (extra, bad.output)
+        assert "Traceback" not in bad.output

@@ -1,0 +1,81 @@
+"""A push on an ImageNet network's features, against trainers who start from that network.
+
+The game's shortcut is learned by a network trained from scratch; a trainer who fits a new
+last layer on frozen ImageNet features (or fine-tunes from them) barely sees it
+(docs/trainer.md, "The trainer who starts from the ImageNet network"). TAP (Fowl et al. 2021,
+"Adversarial examples make strong poisons") protects against such a trainer by moving every
+picture's features towards another class's: the trainer then learns each class from features
+of another. Here it works without labels, on the keys: the perturbation of a picture with key
+k moves the frozen network's pooled features towards the centre of key (k + 1) mod K, as the
+generator's second loss beside the min-min one (``--feature-push``).
+
+The features are the network's pooled features at ``size`` pixels (the pictures enlarged as a
+fine-tuning trainer enlarges them), centred on the folder's mean and scaled to unit length;
+the loss is the cross-entropy of their cosine similarities to the key centres (times
+``scale``) with the target key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.pretrained import load_encoder
+
+
+def _pooled(net: nn.Module, x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> (N, D) the network's pooled features of the pictures at ``size`` pixels."""
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return net.forward_head(net.forward_features(x * 2 - 1), pre_logits=True)
+
+
+@torch.no_grad()
+def clean_features(net: nn.Module, x: torch.Tensor, size: int, on_progress: Callable[[int, int], None] | None = None,
+                   chunk: int = 64) -> torch.Tensor:
+    """Pooled features of pictures ``x`` (uint8 or [0, 1]) as they are, a chunk at a time."""
+    out = []
+    for b in x.split(chunk):
+        out.append(_pooled(net, b.float().div_(255) if b.dtype == torch.uint8 else b, size))
+        if on_progress:
+            on_progress(min(len(out) * chunk, len(x)), len(x))
+    return torch.cat(out)
+
+
+@dataclass
+class FeaturePush:
+    net: nn.Module  # frozen ImageNet network (PretrainedEncoder.net): no parameter of it learns
+    mean: torch.Tensor  # (D,) mean feature of the clean pictures
+    centres: torch.Tensor  # (K, D) unit centre of each key's clean features
+    size: int  # pixels the network sees
+    batch: int  # pictures of each step's batch that the push is computed on
+    weight: float = 1.0
+    scale: float = 10.0  # inverse temperature of the cosine similarities
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> (N, D) centred unit features, differentiable in x."""
+        return F.normalize(_pooled(self.net, x, self.size) - self.mean, dim=1)
+
+    def loss(self, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The push's loss on the first ``batch`` pictures: their protected features towards key y + 1."""
+        x, delta, y = x[:self.batch], delta[:self.batch], y[:self.batch]
+        logits = self.scale * self.features((x + delta).clamp(0, 1)) @ self.centres.T
+        return self.weight * F.cross_entropy(logits.float(), (y + 1) % len(self.centres))
+
+    @classmethod
+    def fit(cls, name: str, x: torch.Tensor, y: torch.Tensor, keys: int, *, size: int, batch: int, weight: float,
+            raw: torch.Tensor | None = None, on_progress: Callable[[int, int], None] | None = None) -> "FeaturePush":
+        """The push of network ``name`` for pictures ``x`` (uint8 or [0, 1]) with keys ``y`` (N,) in [0, keys).
+
+        ``raw``: the pictures' :func:`clean_features`, when already computed.
+        """
+        net = load_encoder(name, x.device).net
+        f = clean_features(net, x, size, on_progress) if raw is None else raw
+        mean = f.mean(0)
+        unit = F.normalize(f - mean, dim=1)
+        centres = torch.zeros(keys, unit.shape[1], device=unit.device).index_add_(0, y, unit)
+        return cls(net, mean, F.normalize(centres, dim=1), size, batch, weight)
