@@ -79,3 +79,17 @@ def write_json(path: str | None, data) -> None:
     if path:
         with open(path, "w") as fh:
             json.dump(data, fh, indent=2)
+
+
+def add_runs_option(ap, what: str) -> None:
+    """The repeatable ``--runs LABEL FILE...`` of the tables over seeds: a label, then ``what`` of its seeds."""
+    ap.add_argument("--runs", nargs="+", action="append", required=True, metavar="LABEL FILE",
+                    help=f"a label, then {what} of its seeds")
+
+
+def seed_cells(protected: list[float], clean: float) -> str:
+    """The table cells of one setting over seeds: protected mean (each seed), originals, protection, spread."""
+    mean = sum(protected) / len(protected)
+    each = ", ".join(f"{p:.2%}" for p in protected)
+    return (f"**{mean:.2%}** ({each}) | {clean:.2%} | {100 * (clean - mean):.1f} points | "
+            f"{100 * (max(protected) - min(protected)):.1f} points |")

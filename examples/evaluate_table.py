@@ -19,11 +19,12 @@ import argparse
 import json
 from pathlib import Path
 
+from benchlib import add_runs_option, seed_cells
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", action="append", required=True, metavar="LABEL FILE",
-                    help="a label, then the evaluate reports of its seeds")
+    add_runs_option(ap, "the evaluate reports")
     ap.add_argument("--originals", type=Path, default=None, help="a report with the originals' figure (--clean)")
     a = ap.parse_args()
     reports = {label: [json.loads(Path(f).read_text()) for f in files] for label, *files in a.runs}
@@ -34,11 +35,7 @@ def main() -> None:
     print("| setting | seeds | trainer's accuracy, protected: mean (each seed) | originals | protection | spread |")
     print("|---|---|---|---|---|---|")
     for label, runs in reports.items():
-        acc = [r["accuracy"] for r in runs]
-        mean = sum(acc) / len(acc)
-        each = ", ".join(f"{p:.2%}" for p in acc)
-        print(f"| {label} | {len(acc)} | **{mean:.2%}** ({each}) | {clean:.2%} | {100 * (clean - mean):.1f} points | "
-              f"{100 * (max(acc) - min(acc)):.1f} points |")
+        print(f"| {label} | {len(runs)} | {seed_cells([r['accuracy'] for r in runs], clean)}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     a = ap.parse_args()
     gen, info = load_generator(a.gen)
+    if gen.config.keys is None:
+        raise SystemExit(f"{a.gen} has no key model: give a generator trained with keys (train-generator's default)")
     data = load_pictures(a.photos, info.image_size, "none")  # the size the generator protected them at
     x_all = data.x.float() / 255
     with torch.no_grad():

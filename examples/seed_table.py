@@ -18,6 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
+from benchlib import add_runs_option, seed_cells
+
 
 def rows_of(label: str, files: list[Path]) -> list[dict]:
     runs = [json.loads(f.read_text())["rows"] for f in files]
@@ -35,8 +37,7 @@ def rows_of(label: str, files: list[Path]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", action="append", required=True, metavar="LABEL FILE",
-                    help="a label, then the JSON files of its seeds")
+    add_runs_option(ap, "the JSON files")
     ap.add_argument("--json", type=Path, default=None, help="also write the table's figures here")
     a = ap.parse_args()
     table = [row for label, *files in a.runs for row in rows_of(label, [Path(f) for f in files])]
@@ -51,10 +52,7 @@ def main() -> None:
           "protection | spread |")
     print("|---|---|---|---|---|---|---|")
     for r in table:
-        each = ", ".join(f"{p:.2%}" for p in r["protected"])
-        print(f"| {r['setting']} | {r['case']} | {r['seeds']} | **{r['protected_mean']:.2%}** ({each}) | "
-              f"{r['clean_mean']:.2%} | {100 * (r['clean_mean'] - r['protected_mean']):.1f} points | "
-              f"{100 * r['spread']:.1f} points |")
+        print(f"| {r['setting']} | {r['case']} | {r['seeds']} | {seed_cells(r['protected'], r['clean_mean'])}")
     for r in table:
         if "clean_from" in r:
             print(f"\n{r['setting']}, case {r['case']}: the originals' figure is that of {r['clean_from']}.")

@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
-from unlearnable.game.push import FeaturePush
+from unlearnable.game.push import FeaturePush, clean_features
 from unlearnable.io.genfile import read_info
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
 from unlearnable.training.generator import PRESETS, train_generator
@@ -32,14 +32,8 @@ def test_centres_are_the_unit_means_of_each_keys_centred_features():
         mean = f[y == k].mean(0)
         assert torch.allclose(push.centres[k], mean / mean.norm(), atol=1e-4)
     # given the same pictures' features, fit gives the same push without another pass
-    again = _push(x, y, raw=_raw(push, x))
+    again = _push(x, y, raw=clean_features(push.encoder, x, push.size))
     assert torch.allclose(again.centres, push.centres, atol=1e-5)
-
-
-def _raw(push, x):
-    from unlearnable.game.push import clean_features
-
-    return clean_features(push.net, x, push.size)
 
 
 def test_the_loss_falls_as_a_perturbation_within_the_budget_follows_its_gradient():
@@ -48,7 +42,7 @@ def test_the_loss_falls_as_a_perturbation_within_the_budget_follows_its_gradient
     x, y = synthetic_images(3, 6, 16, 1)
     x = x.float() / 255
     push = _push(x, y)
-    before = [p.clone() for p in push.net.parameters()][:3]
+    before = [p.clone() for p in push.encoder.parameters()][:3]
     delta = torch.zeros_like(x, requires_grad=True)
     start = push.loss(x, delta, y).item()
     for _ in range(5):
@@ -60,8 +54,8 @@ def test_the_loss_falls_as_a_perturbation_within_the_budget_follows_its_gradient
     with torch.no_grad():
         hit = (push.features((x + delta).clamp(0, 1)) @ push.centres.T).argmax(1).eq((y + 1) % 3).float().mean()
     assert hit > 0.5
-    assert all(torch.equal(a, b) for a, b in zip(before, push.net.parameters()))
-    assert not any(p.requires_grad for p in push.net.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, push.encoder.parameters()))
+    assert not any(p.requires_grad for p in push.encoder.parameters())
 
 
 def test_train_generator_with_the_push_records_it_and_reports_its_loss(tmp_path):
@@ -72,7 +66,8 @@ def test_train_generator_with_the_push_records_it_and_reports_its_loss(tmp_path)
                      keys="folders", feature_push=NET, push_size=64, push_batch=4, candidates=1)
     train_generator(tmp_path / "train", out, config, CPU, on_step=seen.append,
                     on_push=lambda done, total: seen.append({"push_pass": (done, total)}))
-    assert {"push_pass": (24, 24)} in seen
+    passes = [s["push_pass"] for s in seen if "push_pass" in s]
+    assert passes == [(0, 24), (24, 24)]  # the pass starts from zero: a log shows it even in one chunk
     steps = [s for s in seen if "J_c" in s]
     assert steps and all(s["push"] > 0 for s in steps)
     assert read_info(out).training["feature_push"] == NET

@@ -22,25 +22,25 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..models.pretrained import load_encoder
+from ..models.pretrained import PretrainedEncoder, load_encoder
+from ..resize import resize
 
 
-def _pooled(net: nn.Module, x: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 3, H, W) in [0, 1] -> (N, D) the network's pooled features of the pictures at ``size`` pixels."""
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return net.forward_head(net.forward_features(x * 2 - 1), pre_logits=True)
+def _pooled(encoder: PretrainedEncoder, x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> (N, D): the network's pooled features of the pictures at ``size`` pixels."""
+    return encoder.pooled(x if x.shape[-2:] == (size, size) else resize(x, (size, size)))
 
 
 @torch.no_grad()
-def clean_features(net: nn.Module, x: torch.Tensor, size: int, on_progress: Callable[[int, int], None] | None = None,
-                   chunk: int = 64) -> torch.Tensor:
+def clean_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int,
+                   on_progress: Callable[[int, int], None] | None = None, chunk: int = 64) -> torch.Tensor:
     """Pooled features of pictures ``x`` (uint8 or [0, 1]) as they are, a chunk at a time."""
+    if on_progress:  # the pass starts: a count from zero, even if one chunk holds every picture
+        on_progress(0, len(x))
     out = []
     for b in x.split(chunk):
-        out.append(_pooled(net, b.float().div_(255) if b.dtype == torch.uint8 else b, size))
+        out.append(_pooled(encoder, b.float().div_(255) if b.dtype == torch.uint8 else b, size))
         if on_progress:
             on_progress(min(len(out) * chunk, len(x)), len(x))
     return torch.cat(out)
@@ -48,7 +48,7 @@ def clean_features(net: nn.Module, x: torch.Tensor, size: int, on_progress: Call
 
 @dataclass
 class FeaturePush:
-    net: nn.Module  # frozen ImageNet network (PretrainedEncoder.net): no parameter of it learns
+    encoder: PretrainedEncoder  # the frozen ImageNet network: no parameter of it learns
     mean: torch.Tensor  # (D,) mean feature of the clean pictures
     centres: torch.Tensor  # (K, D) unit centre of each key's clean features
     size: int  # pixels the network sees
@@ -58,7 +58,7 @@ class FeaturePush:
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> (N, D) centred unit features, differentiable in x."""
-        return F.normalize(_pooled(self.net, x, self.size) - self.mean, dim=1)
+        return F.normalize(_pooled(self.encoder, x, self.size) - self.mean, dim=1)
 
     def loss(self, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The push's loss on the first ``batch`` pictures: their protected features towards key y + 1."""
@@ -73,9 +73,9 @@ class FeaturePush:
 
         ``raw``: the pictures' :func:`clean_features`, when already computed.
         """
-        net = load_encoder(name, x.device).net
-        f = clean_features(net, x, size, on_progress) if raw is None else raw
+        encoder = load_encoder(name, x.device)
+        f = clean_features(encoder, x, size, on_progress) if raw is None else raw
         mean = f.mean(0)
         unit = F.normalize(f - mean, dim=1)
         centres = torch.zeros(keys, unit.shape[1], device=unit.device).index_add_(0, y, unit)
-        return cls(net, mean, F.normalize(centres, dim=1), size, batch, weight)
+        return cls(encoder, mean, F.normalize(centres, dim=1), size, batch, weight)

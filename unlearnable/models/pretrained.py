@@ -77,10 +77,15 @@ class PretrainedEncoder(nn.Module):
     def train(self, mode: bool = True) -> "PretrainedEncoder":
         return super().train(False)  # batch-norm statistics are the ImageNet ones, always
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> (N, features): the global average pool before the classifier,
+        differentiable in x (the weights stay frozen)."""
+        return self.net.forward_head(self.net.forward_features(x * 2 - 1), pre_logits=True)
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, features): the global average pool before the classifier."""
-        return self.net.forward_head(self.net.forward_features(x * 2 - 1), pre_logits=True)
+        """:meth:`pooled` without gradients: the features keys are found in."""
+        return self.pooled(x)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

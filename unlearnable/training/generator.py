@@ -483,8 +483,7 @@ def fit_push(data, y: torch.Tensor, keys: int, config: GeneratorTrainingConfig, 
     if shared is not None:
         tag = ("push", config.feature_push, config.push_size, str(device), tuple(data.paths))
         if tag not in shared:
-            shared[tag] = clean_features(load_encoder(config.feature_push, device).net, x, config.push_size,
-                                         on_progress)
+            shared[tag] = clean_features(load_encoder(config.feature_push, device), x, config.push_size, on_progress)
         raw = shared[tag]
     return FeaturePush.fit(config.feature_push, x, y, keys, **settings, raw=raw, on_progress=on_progress)
 
