@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--cases", default="B,C,D,A", help="which cases to run, comma-separated")
     ap.add_argument("--epochs", type=int, default=None, help="victim epochs (default: the quick recipe, 20)")
     ap.add_argument("--train-args", default="", help="extra options for every train-generator call")
+    ap.add_argument("--poison-args", default="", help="extra options for every poison call (e.g. --push-steps 10)")
     ap.add_argument("--d-gen", type=Path, default=None, help="generator for case D (default: the built-in one)")
     ap.add_argument("--defenses", default="", help="after case B, also run `defend` on its protected folder with these "
                     "defenses (comma-separated, e.g. grayscale,jpeg), with the true labels")
@@ -98,7 +99,7 @@ def main() -> None:
     classes = sorted(p.name for p in (args.data / "train").iterdir() if p.is_dir())
     train = pictures_of(args.data / "train", classes, args.per_class)
     test_pics = pictures_of(args.data / "test", classes, args.test_per_class)
-    extra = args.train_args.split()
+    extra, poison_extra = args.train_args.split(), args.poison_args.split()
     ev = ["--epochs", str(args.epochs)] if args.epochs else []
     cases = [c.strip().upper() for c in args.cases.split(",")]
     rows, start = [], time.perf_counter()
@@ -118,7 +119,8 @@ def main() -> None:
         changes = [{"max_change_levels": protected_by["max_change_levels"]}] if protected_by else []
         for src, out in targets if protected_by is None else []:
             remove(out)
-            changes.append(cli("poison", str(src), "--gen", str(gen), "--out", str(out), "--batch-size", "256"))
+            changes.append(cli("poison", str(src), "--gen", str(gen), "--out", str(out), "--batch-size", "256",
+                               *poison_extra))
         prot_root = targets[0][1].parent if len(targets) > 1 else targets[0][1]
         clean_root = targets[0][0].parent if len(targets) > 1 else targets[0][0]
         originals = [] if args.no_clean else ["--clean", str(clean_root)]

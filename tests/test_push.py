@@ -1,13 +1,19 @@
 """--feature-push: the perturbation also moves an ImageNet network's features towards the next key's."""
 
+import json
 from dataclasses import replace
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
+from unlearnable.data import load_pictures
+from unlearnable.errors import EncoderUnavailableError
 from unlearnable.game.push import FeaturePush, clean_features
-from unlearnable.io.genfile import read_info
+from unlearnable.io.genfile import load_generator, read_info
+from unlearnable.models.keys import KeyConfig
+from unlearnable.models.pretrained import PRETRAINED
 from unlearnable.synthetic import make_synthetic_folder, synthetic_images
 from unlearnable.training.generator import PRESETS, train_generator
 
@@ -87,3 +93,65 @@ def test_the_cli_names_the_push_and_refuses_what_it_cannot_do(tmp_path):
                                   "--out", str(tmp_path / "b.safetensors"), *extra])
         assert bad.exit_code != 0 and words in bad.output, (extra, bad.output)
         assert "Traceback" not in bad.output
+
+
+def test_refine_pushes_each_picture_within_the_budget_the_same_in_any_batch():
+    """`poison --push-steps`: signed steps on each picture's own loss, clamped to the budget."""
+    x, y = synthetic_images(3, 6, 16, 2)
+    x = x.float() / 255
+    push = _push(x, y)
+    eps = 8 / 255
+    start = torch.zeros_like(x)
+    pushed = push.refine(x, start, y, 5, eps)
+    assert pushed.abs().max() <= eps + 1e-7 and not pushed.requires_grad
+    with torch.no_grad():
+        hit = lambda d: (push.features((x + d).clamp(0, 1)) @ push.centres.T).argmax(1).eq((y + 1) % 3).float().mean()
+        assert hit(pushed) > 0.5 and hit(start) < 0.5
+    alone = push.refine(x[:1], start[:1], y[:1], 5, eps)  # the first picture in a batch of one
+    assert (alone - pushed[:1]).abs().gt(1e-6).float().mean() < 0.01
+    assert torch.equal(push.refine(x, start, y, 0, eps), start)
+
+
+def test_a_trained_file_carries_the_centres_and_poison_pushes_pictures_it_never_saw(tmp_path):
+    flat_folder(tmp_path / "photos", n_classes=2, per_class=12, seed=0)
+    flat_folder(tmp_path / "new", n_classes=2, per_class=6, seed=5)  # never seen in training
+    gen = tmp_path / "g.safetensors"
+    ok = runner.invoke(app, ["train-generator", str(tmp_path / "photos"), "--warmup-epochs", "1", "--epochs", "0",
+                             "--out", str(gen)])
+    assert ok.exit_code == 0, ok.output
+    assert read_info(gen).config.keys.push == NET  # without --feature-push too
+    generator, _ = load_generator(gen)
+    push = FeaturePush.from_keys(generator.keys)
+    assert push.centres.shape == (generator.config.num_classes, 1280)
+    assert torch.allclose(push.centres.norm(dim=1), torch.ones(len(push.centres)), atol=1e-5)
+    hits = {}
+    for steps in (0, 5):
+        out = tmp_path / f"out{steps}"
+        run = runner.invoke(app, ["poison", str(tmp_path / "new"), "--gen", str(gen), "--out", str(out),
+                                  "--push-steps", str(steps), "--json"])
+        assert run.exit_code == 0, run.output
+        assert json.loads(run.stdout)["max_change_levels"] <= 8
+        x = load_pictures(tmp_path / "new", 16, "none").x.float() / 255
+        p = load_pictures(out, 16, "none").x.float() / 255
+        with torch.no_grad():
+            y = generator.key(x)
+            hits[steps] = (push.features(p) @ push.centres.T).argmax(1).eq((y + 1) % len(push.centres)).float().mean()
+    assert hits[5] > hits[0] + 0.3, hits
+
+
+def test_poison_refuses_push_steps_with_a_file_that_has_no_centres(tmp_path):
+    flat_folder(tmp_path / "photos", n_classes=2, per_class=3)
+    out = tmp_path / "out"
+    bad = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--push-steps", "3"])
+    assert bad.exit_code == 2, bad.output  # the built-in generator carries none
+    assert "--push-steps needs a generator file" in bad.output and "Traceback" not in bad.output
+    assert not out.exists()
+
+
+def test_a_file_whose_push_network_hash_differs_is_refused():
+    keys = dict(clusters=2, grid=8, image_size=32, source="kmeans", encoder=None, encoder_classes=0,
+                push=NET, push_sha256="0" * 64, push_size=96)
+    with pytest.raises(EncoderUnavailableError, match="SHA-256"):
+        KeyConfig.from_dict(keys)
+    keys["push_sha256"] = PRETRAINED[NET].sha256
+    assert KeyConfig.from_dict(keys).push == NET

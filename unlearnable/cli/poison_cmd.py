@@ -13,6 +13,7 @@ from ..io.discovery import check_folder
 from ..methods import default_generator
 from ..poison import PoisonConfig, parse_shard, protect_folder
 from ..poison.fit_keys import describe as describe_fit
+from ..poison.config import MAX_PUSH_STEPS
 from ..project import remember
 from .common import console, emit_json, error_boundary, progress_bar, rerun_hint
 from .options import DeviceOpt, HelpOpt, JsonOpt
@@ -56,6 +57,7 @@ def poison(
     metadata: bool = typer.Option(True, "--metadata/--strip-metadata", help="Keep each picture's colour profile, EXIF (author, copyright, camera, GPS) and XMP in its protected copy (default), or write none. The EXIF thumbnail, an unprotected copy, is always dropped."),
     fit_keys: str = typer.Option("auto", "--fit-keys", help="auto (default): with the built-in generator and at least 20 pictures a key (200), first fit its cluster keys to this folder (K-means again in the same features; one extra pass over the pictures at the key model's small size) and protect with the fitted file, written into the output folder: pass it as --gen for later uploads so they get the same keys; a file of your own keeps its keys. yes: fit any file's cluster keys (refused below 200 pictures). no: the file's own keys."),
     amplitude: str = typer.Option("generator", "--amplitude", help="generator (default): the generator's own amplitudes. full: every computed value of the perturbation moves the whole budget (--eps of the file) in the direction the generator chose; a larger change that protected more on small folders and short trainings, not on a large one (docs/label-free.md, 'The whole budget')."),
+    push_steps: int = typer.Option(0, "--push-steps", min=0, max=MAX_PUSH_STEPS, help="Against a trainer who starts from an ImageNet network (fine-tuning, or a new last layer on its features): after the generator, this many gradient steps per picture that move the picture's features in such a network (efficientnet-lite0) towards another key's; 10 is a good start. Each step costs that network's forward and backward pass on a small copy of the picture. It overwrites much of the generator's pattern, so a trainer who trains from scratch learns more from the pictures (docs/trainer.md, 'Pushing each picture'). Needs a file from `train-generator` of this version; 0 (default): none."),
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     show_help: bool = HelpOpt,
@@ -64,7 +66,8 @@ def poison(
     with error_boundary(json_out, rerun_hint()):
         config = PoisonConfig(batch_size=batch_size, fmt=fmt, quality=quality, strict=strict, tile=tile,
                               shard=parse_shard(shard), workers=workers, work_size=work_size,
-                              metadata=metadata, fit_keys=fit_keys, amplitude=amplitude)
+                              metadata=metadata, fit_keys=fit_keys, amplitude=amplitude,
+                              push_steps=push_steps)
         if fmt != "png":
             console.print(_lossy_note(fmt, quality))
         if gen is None:

@@ -13,6 +13,12 @@ The features are the network's pooled features at ``size`` pixels (the pictures 
 fine-tuning trainer enlarges them), centred on the folder's mean and scaled to unit length;
 the loss is the cross-entropy of their cosine similarities to the key centres (times
 ``scale``) with the target key.
+
+The same loss serves `poison --push-steps N` (:meth:`FeaturePush.refine`): after the
+generator's forward pass, N signed gradient steps on each picture's perturbation, within the
+budget, with the centres the generator file carries (:meth:`ClusterKeys.with_push`). That
+moves the features much further than the generator alone can, and it overwrites much of the
+generator's pattern: measured in docs/trainer.md, "Pushing each picture: `poison --push-steps`".
 """
 
 from __future__ import annotations
@@ -65,6 +71,31 @@ class FeaturePush:
         x, delta, y = x[:self.batch], delta[:self.batch], y[:self.batch]
         logits = self.scale * self.features((x + delta).clamp(0, 1)) @ self.centres.T
         return self.weight * F.cross_entropy(logits.float(), (y + 1) % len(self.centres))
+
+    def refine(self, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor, steps: int, eps: float) -> torch.Tensor:
+        """``delta`` after ``steps`` signed gradient steps of ``eps / 4`` on every picture's push loss, in [-eps, eps].
+
+        Each picture's step depends on its own loss only (the sign of a sum's gradient), so a
+        picture gets the same perturbation in any batch.
+        """
+        d = delta.detach().clone()
+        target = (y + 1) % len(self.centres)
+        with torch.enable_grad():
+            for _ in range(steps):
+                d.requires_grad_(True)
+                logits = self.scale * self.features((x + d).clamp(0, 1)) @ self.centres.T
+                (g,) = torch.autograd.grad(F.cross_entropy(logits.float(), target, reduction="sum"), d)
+                d = (d.detach() - eps / 4 * g.sign()).clamp_(-eps, eps)
+        return d
+
+    @classmethod
+    def from_keys(cls, keys) -> "FeaturePush | None":
+        """The push a key model carries (:meth:`ClusterKeys.with_push`), or None if it carries none."""
+        name = getattr(getattr(keys, "config", None), "push", None)
+        if name is None:
+            return None
+        encoder = load_encoder(name, keys.push_centres.device)
+        return cls(encoder, keys.push_mean, keys.push_centres, keys.config.push_size, batch=0)
 
     @classmethod
     def fit(cls, name: str, x: torch.Tensor, y: torch.Tensor, keys: int, *, size: int, batch: int, weight: float,

@@ -196,7 +196,7 @@ class GueMethod(Method):
             (on_key_progress or on_progress)(done, total, f"finding keys ({settings.encoder or 'colour'} features)")
 
         def on_push(done: int, total: int) -> None:
-            (on_key_progress or on_progress)(done, total, f"features to push ({settings.feature_push})")
+            (on_key_progress or on_progress)(done, total, f"features to push ({settings.feature_push or settings.push_network})")
 
         result = train_generator(data_dir, out, settings, device, resume=resume, on_load=on_load,
                                  on_step=on_step if on_progress else None, on_keys=on_keys if on_progress else None,

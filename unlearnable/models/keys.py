@@ -21,7 +21,7 @@ protection file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -49,11 +49,18 @@ class KeyConfig:
     encoder: str | None = None  # None: mean colours on a grid; else an ENCODERS name
     encoder_classes: int = 0  # small-cnn: outputs of the encoder's own classifier head (to rebuild its weights)
     encoder_sha256: str | None = None  # an ImageNet encoder: SHA-256 of the weights the keys were found with
+    # `poison --push-steps`: each key's centre in this ImageNet network's features (game/push.py)
+    push: str | None = None
+    push_sha256: str | None = None  # of that network's weights
+    push_size: int = 96  # pixels that network sees
 
     def to_dict(self) -> dict:
         d = asdict(self)
         if self.encoder_sha256 is None:
             del d["encoder_sha256"]  # files without one stay byte-compatible with older versions
+        if self.push is None:
+            for name in ("push", "push_sha256", "push_size"):
+                del d[name]
         return d
 
     @property
@@ -87,6 +94,17 @@ class KeyConfig:
             if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= MAX_KEYS:
                 raise ValueError(f"keys.encoder_classes must be an integer in 2..{MAX_KEYS}, not {n!r}")
             out["encoder_classes"] = n
+        push = d.get("push")
+        if push is not None:
+            sha, size = d.get("push_sha256"), d.get("push_size")
+            if push not in PRETRAINED:
+                raise ValueError(f"keys.push must be one of {', '.join(PRETRAINED)}, not {push!r}")
+            if not isinstance(sha, str) or len(sha) != 64:
+                raise ValueError(f"keys.push_sha256 must be a SHA-256 in hex, not {sha!r}")
+            if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 4096:
+                raise ValueError(f"keys.push_size must be an integer in 8..4096, not {size!r}")
+            check_encoder(push, sha)
+            out.update(push=push, push_sha256=sha, push_size=size)
         return cls(**out, source=d["source"], encoder=encoder)
 
     @property
@@ -198,6 +216,10 @@ class ClusterKeys(nn.Module):
         self.register_buffer("mean", torch.zeros(config.dims))
         self.register_buffer("scale", torch.ones(config.dims))
         self.register_buffer("centres", torch.zeros(config.clusters, config.dims))
+        if config.push:  # each key's centre in the push network's features, and their mean
+            width = PRETRAINED[config.push].features
+            self.register_buffer("push_mean", torch.zeros(width))
+            self.register_buffer("push_centres", torch.zeros(config.clusters, width))
         if config.encoder and not config.pretrained:
             self.encoder = TRAINED_ENCODERS[config.encoder][0](config.encoder_classes).eval()
 
@@ -249,6 +271,17 @@ class ClusterKeys(nn.Module):
         self.mean.copy_(f.mean(0))
         self.scale.copy_(torch.ones_like(self.scale) if self.config.encoder else f.std(0).clamp_min(1e-3))
         return self._normalise(f)
+
+    def with_push(self, network: str, size: int, mean: torch.Tensor, centres: torch.Tensor) -> "ClusterKeys":
+        """A copy of these keys that also carries each key's centre in ``network``'s features.
+
+        ``mean`` (D,) and unit ``centres`` (K, D) as :class:`unlearnable.game.push.FeaturePush`
+        holds them; the file then lets `poison --push-steps` push pictures it never saw.
+        """
+        config = replace(self.config, push=network, push_sha256=PRETRAINED[network].sha256, push_size=size)
+        keys = ClusterKeys(config).to(self.centres.device)
+        keys.load_state_dict({**self.state_dict(), "push_mean": mean, "push_centres": centres})
+        return keys.eval()
 
     @classmethod
     def _new(cls, config: KeyConfig, device, encoder: nn.Module | None) -> "ClusterKeys":

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 FIT_CHOICES = ("auto", "yes", "no")  # poison --fit-keys
 AMPLITUDES = ("full", "generator")  # poison --amplitude
+MAX_PUSH_STEPS = 100  # poison --push-steps: each step costs a forward and a backward pass of an ImageNet network
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class PoisonConfig:
     # taken to the whole budget, in its direction (more protection on small folders, measured;
     # not at full size: docs/label-free.md, "The whole budget")
     amplitude: str = "generator"
+    # > 0: after the generator, this many signed gradient steps per picture that move its features
+    # in an ImageNet network towards the next key's (game/push.py; the file must carry the centres)
+    push_steps: int = 0
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
@@ -42,6 +46,8 @@ class PoisonConfig:
             raise ConfigError(f"--fit-keys must be auto, yes or no, not {self.fit_keys!r}")
         if self.amplitude not in AMPLITUDES:
             raise ConfigError(f"--amplitude must be {' or '.join(AMPLITUDES)}, not {self.amplitude!r}")
+        if not isinstance(self.push_steps, int) or not 0 <= self.push_steps <= MAX_PUSH_STEPS:
+            raise ConfigError(f"--push-steps must be a whole number from 0 to {MAX_PUSH_STEPS}, not {self.push_steps!r}")
         if self.work_size not in ("auto", "full"):
             try:
                 size = int(self.work_size)

@@ -24,6 +24,7 @@ from ..errors import ConfigError, DataError, GuaranteeError
 from ..io.codec import Decoded, decode_image, decode_written, encode_image
 from ..io.discovery import Skipped, list_images, no_pictures
 from ..io.files import atomic_write_bytes, sha256_file
+from ..game.push import FeaturePush
 from ..methods import default_generator, load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
@@ -213,6 +214,10 @@ def protect_folder(
     if not all_files:
         raise no_pictures(input_dir, special)
     protector, info = load_protector(gen_path, device)
+    if config.push_steps and FeaturePush.from_keys(getattr(protector, "keys", None)) is None:
+        raise ConfigError(f"--push-steps needs a generator file that carries its keys' feature centres, and {gen_path} "
+                          "has none (the built-in generator and files made before this version have none); "
+                          "train one on your pictures with `unlearnable train-generator`, or leave out --push-steps")
     work_size = resolve_work_size(config.work_size, info.image_size)
     all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
     labels = _labels(info, all_rels)
@@ -268,7 +273,8 @@ def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_
     files, rels = all_files[k::n], all_rels[k::n]
     partial_name, manifest_name = shard_names(k, n)
     header = {"generator_sha256": sha256_file(gen_path), "format": config.fmt, "eps": budget.text, "work_size": work_size,
-              "metadata": config.metadata, "amplitude": config.amplitude}
+              "metadata": config.metadata, "amplitude": config.amplitude,
+              **({"push_steps": config.push_steps} if config.push_steps else {})}
     state = State(out_dir, header, partial_name)
     special = special[k::n]  # links, devices, RAW files...: listed, counted, skipped
     total = len(files) + len(special)

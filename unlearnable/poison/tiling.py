@@ -6,6 +6,8 @@ import math
 
 import torch
 from ..budget import apply_budget, full_amplitude  # noqa: F401 - apply_budget: where poison's callers find it
+from ..errors import ConfigError
+from ..game.push import FeaturePush
 from ..resize import resize, scaled
 
 from .config import PoisonConfig
@@ -90,18 +92,33 @@ def perturb_at(generator: torch.nn.Module, x: torch.Tensor, known: list[int | No
     L-inf bound still holds; the pattern then has the scale the generator was trained at,
     which is what survives a trainer's downscaling (docs/scaling.md, "Resolution policy").
     ``config.amplitude`` "full" (not the default) takes every computed value to the whole budget
-    ``eps`` first (:func:`full_amplitude`), at the size it was computed at.
+    ``eps`` first (:func:`full_amplitude`), at the size it was computed at; ``config.push_steps``
+    then moves each picture's ImageNet features towards the next key's (:func:`_pushed`), there too.
     """
     h, w = x.shape[2:]
-    full = config.amplitude == "full"
     if not work_size or min(h, w) <= work_size:
-        delta = perturbation(generator, x, batch_keys(generator, x, known), config.tile, config.tile_overlap)
-        return full_amplitude(delta, eps) if full else delta
+        y = batch_keys(generator, x, known)
+        return _pushed(generator, x, perturbation(generator, x, y, config.tile, config.tile_overlap), y, config, eps)
     small = resize(x, scaled(h, w, work_size / min(h, w)))
     keys = getattr(getattr(generator, "config", None), "keys", None)
     seen = x if keys is not None and keys.image_size > work_size else small  # keys see what they trained on
-    delta = perturbation(generator, small, batch_keys(generator, seen, known), config.tile, config.tile_overlap)
-    return resize(full_amplitude(delta, eps) if full else delta, (h, w), antialias=False)
+    y = batch_keys(generator, seen, known)
+    delta = _pushed(generator, small, perturbation(generator, small, y, config.tile, config.tile_overlap), y, config, eps)
+    return resize(delta, (h, w), antialias=False)
+
+
+def _pushed(generator: torch.nn.Module, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor | None,
+            config: PoisonConfig, eps: float) -> torch.Tensor:
+    """The generator's ``delta`` for ``x``, at the whole budget if ``config.amplitude`` asks for it,
+    then ``config.push_steps`` steps of the feature push (:meth:`FeaturePush.refine`) if asked for."""
+    if config.amplitude == "full":
+        delta = full_amplitude(delta, eps)
+    if not config.push_steps:
+        return delta
+    push = FeaturePush.from_keys(getattr(generator, "keys", None))
+    if push is None or y is None:  # protect_folder refused such a file before any picture
+        raise ConfigError("--push-steps needs a generator file that carries its keys' feature centres")
+    return push.refine(x, delta, y, config.push_steps, eps)
 
 
 def compare(written: torch.Tensor, original: torch.Tensor) -> tuple[int, float | None]:

@@ -73,6 +73,9 @@ class GeneratorTrainingConfig:
     push_size: int = 96  # pixels that network sees (enlarged, as a fine-tuning trainer enlarges them)
     push_batch: int = 32  # pictures of each batch the push is computed on (it costs far more a picture)
     push_weight: float = 1.0
+    # the network whose key centres a keyed generator file carries, so that `poison --push-steps`
+    # can push pictures it never saw (feature_push's network when that is set); None: no centres
+    push_network: str | None = "efficientnet-lite0"
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
     solver: str = "bome"  # bome | tgda
@@ -205,8 +208,11 @@ def train_generator(
     torch.manual_seed(config.seed)
     data, keys, y_all = _read_and_key(data_root, config, device, on_load, on_keys, shared_features)
     config = stretch_schedule(config, len(data))
-    players = _Players.build(config, keys, device)
     push = fit_push(data, y_all, keys.config.clusters, config, device, on_push, shared_features)
+    if push is not None and config.label_aware:  # the file carries the centres, for `poison --push-steps`
+        keys = keys.with_push(config.feature_push or config.push_network, push.size, push.mean, push.centres)
+    push = push if config.feature_push else None  # the game's second loss only when asked for
+    players = _Players.build(config, keys, device)
     progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
     if resume:
         progress = load_checkpoint(ckpt, players.modules, players.optimizers, device)
@@ -271,6 +277,8 @@ def _check_names(config: GeneratorTrainingConfig) -> None:
         raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
         raise UnlearnableError(f"unknown key source {config.keys!r}; use {' or '.join(KEY_SOURCES)}")
+    if config.push_network is not None and config.push_network not in PRETRAINED:
+        raise UnlearnableError(f"unknown push network {config.push_network!r}; use {', '.join(PRETRAINED)}")
     if config.feature_push is not None:
         if config.feature_push not in PRETRAINED:
             raise UnlearnableError(f"unknown --feature-push network {config.feature_push!r}; use {', '.join(PRETRAINED)}")
@@ -471,21 +479,24 @@ def fit_keys(data, config: GeneratorTrainingConfig, device: torch.device,
 
 def fit_push(data, y: torch.Tensor, keys: int, config: GeneratorTrainingConfig, device: torch.device,
              on_progress: Callable[[int, int], None] | None = None, shared: dict | None = None) -> FeaturePush | None:
-    """The feature push of ``config.feature_push`` on the training pictures and their keys, or None.
+    """The feature push on the training pictures and their keys, or None.
 
+    Its network is ``config.feature_push``, or ``config.push_network`` (whose centres the file
+    carries for `poison --push-steps`) when there is no push in training.
     ``shared``: the clean features are kept there for later runs on the same pictures (as for keys)."""
-    if config.feature_push is None:
+    network = config.feature_push or (config.push_network if config.label_aware else None)
+    if network is None:
         return None
-    check_encoder(config.feature_push)
+    check_encoder(network)
     x = data.x.to(device)
     settings = {"size": config.push_size, "batch": config.push_batch, "weight": config.push_weight}
     raw = None
     if shared is not None:
-        tag = ("push", config.feature_push, config.push_size, str(device), tuple(data.paths))
+        tag = ("push", network, config.push_size, str(device), tuple(data.paths))
         if tag not in shared:
-            shared[tag] = clean_features(load_encoder(config.feature_push, device), x, config.push_size, on_progress)
+            shared[tag] = clean_features(load_encoder(network, device), x, config.push_size, on_progress)
         raw = shared[tag]
-    return FeaturePush.fit(config.feature_push, x, y, keys, **settings, raw=raw, on_progress=on_progress)
+    return FeaturePush.fit(network, x, y, keys, **settings, raw=raw, on_progress=on_progress)
 
 
 def stretch_schedule(config: GeneratorTrainingConfig, images: int) -> GeneratorTrainingConfig:
