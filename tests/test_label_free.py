@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from unlearnable.cli.main import app
 from unlearnable.data import read_label_file
 from unlearnable.errors import DataError, GeneratorFileError
-from unlearnable.io.genfile import KEYED_FORMAT, load_generator
+from unlearnable.io.genfile import PUSH_FORMAT, load_generator
 from unlearnable.io.codec import encode_image
 from unlearnable.io.files import atomic_write_bytes
 from unlearnable.models.keys import ClusterKeys, KeyConfig
@@ -63,7 +63,7 @@ def test_flat_folder_trains_poisons_and_evaluates_with_the_trainers_labels(tmp_p
     result = train_generator(tmp_path / "photos", gen, _tiny(clusters=3), CPU)
     assert result.images == 36 and result.keys == "3 clusters (colour features)"
     model, info = load_generator(gen)
-    assert info.format_version == KEYED_FORMAT and info.config.keys.clusters == 3 == info.config.num_classes
+    assert info.format_version == PUSH_FORMAT and info.config.keys.clusters == 3 == info.config.num_classes
     assert not info.needs_labels and info.class_names == []
 
     res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--gen", str(gen), "--out", str(tmp_path / "prot"),

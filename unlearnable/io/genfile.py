@@ -14,6 +14,11 @@ read them; an older version shown a source-model file says to upgrade.
 Format 3 adds *keyed generators*: a label-aware generator that carries its key model (the
 ``keys`` entry of ``config`` and the ``keys.*`` tensors: feature standardisation and cluster
 centres), so it protects pictures in any folder layout with no labels.
+
+Format 4 is a keyed generator whose key model also carries each key's centre in an ImageNet
+network's features (``push``, ``push_sha256`` and ``push_size`` in ``keys``; the
+``keys.push_mean`` and ``keys.push_centres`` tensors), for `poison --push-steps`. An older
+version shown one says to upgrade instead of calling its extra tensors damage.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from ..models.keys import ClusterKeys, KeyConfig
 from ..models.unet import GeneratorConfig, UNetGenerator
 from ..models.victims import VICTIMS, build_victim
 
-FORMAT_VERSION = 3  # the newest format this version reads
+FORMAT_VERSION = 4  # the newest format this version reads
 GENERATOR_FORMAT = 1
 SOURCE_FORMAT = 2
 KEYED_FORMAT = 3
+PUSH_FORMAT = 4
 PREFIX = "unlearnable."
 NOISE_METHODS = ("rem", "em", "tap")
 
@@ -134,11 +140,18 @@ def save_source_model(path: Path, model: torch.nn.Module, info: SourceModelInfo)
     })
 
 
+def _format(keys: KeyConfig | None) -> int:
+    """The oldest format that holds a generator with these keys."""
+    if keys is None:
+        return GENERATOR_FORMAT
+    return PUSH_FORMAT if keys.push else KEYED_FORMAT
+
+
 def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) -> None:
     """Write weights and metadata atomically to ``path``."""
     path = Path(path)
     meta = {
-        "format_version": str(GENERATOR_FORMAT if info.config.keys is None else KEYED_FORMAT),
+        "format_version": str(_format(info.config.keys)),
         "config": json.dumps(info.config.to_dict()),
         "eps": info.eps_text,
         "eps_float": repr(float(info.config.eps)),
