@@ -137,6 +137,9 @@ def test_a_trained_file_carries_the_centres_and_poison_pushes_pictures_it_never_
             y = generator.key(x)
             hits[steps] = (push.features(p) @ push.centres.T).argmax(1).eq((y + 1) % len(push.centres)).float().mean()
     assert hits[5] > hits[0] + 0.3, hits
+    # a folder protected with the push is continued only with the same number of steps
+    again = runner.invoke(app, ["poison", str(tmp_path / "new"), "--gen", str(gen), "--out", str(tmp_path / "out5")])
+    assert again.exit_code != 0 and "add --push-steps 5" in again.output, again.output
 
 
 def test_poison_refuses_push_steps_with_a_file_that_has_no_centres(tmp_path):

@@ -73,6 +73,11 @@ class State:
         if made_with != header["amplitude"]:
             raise DataError(f"{out_dir} was protected with --amplitude {made_with}; add --amplitude {made_with} to "
                             "continue it, or choose another --out")
+        made_steps, steps = found.get("push_steps", 0), header.get("push_steps", 0)  # recorded only when > 0
+        if made_steps != steps and found.get("generator_sha256") == header["generator_sha256"]:
+            fix = f"add --push-steps {made_steps}" if made_steps else "leave out --push-steps"
+            raise DataError(f"{out_dir} was protected with --push-steps {made_steps}; {fix} to continue it, "
+                            "or choose another --out")
         for key in ("generator_sha256", "format"):
             if found.get(key) != header[key]:
                 raise DataError(
