@@ -7,11 +7,13 @@ import torch
 from typer.testing import CliRunner
 
 from unlearnable.cli.main import app
+from unlearnable.game.push import FeaturePush, clean_features
 from unlearnable.io.codec import encode_image
 from unlearnable.io.files import atomic_write_bytes, sha256_file
 from unlearnable.io.genfile import load_generator
 from unlearnable.methods import default_generator
 from unlearnable.poison.fit_keys import FITTED, _match
+from unlearnable.resize import fit_center
 from unlearnable.synthetic import synthetic_images
 
 from .conftest import make_generator
@@ -105,3 +107,27 @@ def test_each_new_cluster_takes_the_key_most_of_its_pictures_had():
     new = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 0])
     assert _match(new, old, 3) == [2, 0, 1]
     assert sorted(_match(torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]), 3)) == [0, 1, 2]  # a permutation
+
+
+def test_push_steps_with_the_built_in_generator_take_each_keys_centre_from_the_folder(tmp_path):
+    """The built-in generator carries no push centres: fitting its keys finds them in the same pass."""
+    x, _ = _shapes(tmp_path / "photos", seed=3)
+    out = tmp_path / "prot"
+    res = runner.invoke(app, ["poison", str(tmp_path / "photos"), "--out", str(out), "--push-steps", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["fitted_pictures"] == 200
+    own, info = load_generator(out / FITTED)
+    assert info.format_version == 4 and info.config.keys.push == "efficientnet-lite0"
+    push = FeaturePush.from_keys(own.keys)
+    keys = own.key(x)
+    with torch.no_grad():  # each key's centre is its own pictures' direction: most pictures are nearest their own
+        f = clean_features(push.encoder, fit_center(x, info.image_size), push.size)
+        nearest = (torch.nn.functional.normalize(f - push.mean, dim=1) @ push.centres.T).argmax(1)
+    assert nearest.eq(keys).float().mean() > 0.5
+    # a folder too small to fit keys on is refused before anything is written
+    small = tmp_path / "few"
+    small.mkdir()
+    for name in sorted((tmp_path / "photos").iterdir())[:30]:
+        (small / name.name).write_bytes(name.read_bytes())
+    bad = runner.invoke(app, ["poison", str(small), "--out", str(tmp_path / "few_out"), "--push-steps", "2"])
+    assert bad.exit_code == 2 and "20 pictures a key" in bad.output and not (tmp_path / "few_out").exists()

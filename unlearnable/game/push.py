@@ -52,6 +52,19 @@ def clean_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int,
     return torch.cat(out)
 
 
+PUSH_NETWORK = "efficientnet-lite0"  # whose centres a file carries when nothing names another network
+PUSH_SIZE = 96
+
+
+def push_centres(f: torch.Tensor, y: torch.Tensor, keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features ``f`` (N, D) of pictures with keys ``y`` -> their mean (D,) and each key's
+    unit centre (K, D): the unit mean of its pictures' centred, unit features."""
+    mean = f.mean(0)
+    unit = F.normalize(f - mean, dim=1)
+    centres = torch.zeros(keys, unit.shape[1], device=unit.device).index_add_(0, y, unit)
+    return mean, F.normalize(centres, dim=1)
+
+
 @dataclass
 class FeaturePush:
     encoder: PretrainedEncoder  # the frozen ImageNet network: no parameter of it learns
@@ -106,7 +119,4 @@ class FeaturePush:
         """
         encoder = load_encoder(name, x.device)
         f = clean_features(encoder, x, size, on_progress) if raw is None else raw
-        mean = f.mean(0)
-        unit = F.normalize(f - mean, dim=1)
-        centres = torch.zeros(keys, unit.shape[1], device=unit.device).index_add_(0, y, unit)
-        return cls(encoder, mean, F.normalize(centres, dim=1), size, batch, weight)
+        return cls(encoder, *push_centres(f, y, keys), size, batch, weight)

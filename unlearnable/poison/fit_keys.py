@@ -35,7 +35,9 @@ from ..errors import ConfigError, DataError
 from ..io.codec import decode_image
 from ..io.files import sha256_file
 from ..io.genfile import GeneratorFileError, load_generator, read_info, save_generator
+from ..game.push import PUSH_NETWORK, PUSH_SIZE, clean_features, push_centres
 from ..models.keys import kmeans
+from ..models.pretrained import load_encoder
 from ..resize import fit_center
 
 FITTED = "keys-fitted.safetensors"  # in the output folder
@@ -84,20 +86,30 @@ def _fitted_from(path: Path) -> str | None:
         return None
 
 
-def _features(keys, files: list[Path], device, workers: int, on_progress: OnProgress | None) -> torch.Tensor:
-    """The key model's raw features of every readable picture (undecodable ones are left out)."""
+def _features(keys, files: list[Path], device, workers: int, on_progress: OnProgress | None,
+              push: tuple[str, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The key model's raw features of every readable picture (undecodable ones are left out).
+
+    ``push`` = (network, size, work size): also each picture's pooled features in that network,
+    seen as `poison` sees it: at the generator's work size, enlarged to ``size`` (game/push.py).
+    """
     size = keys.config.image_size
-    out, done = [], 0
+    out, pushed, done = [], [], 0
+    encoder = load_encoder(push[0], device) if push else None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(files), CHUNK):
             chunk = files[start:start + CHUNK]
             small = [x for x in pool.map(lambda p: _small(p, size), chunk) if x is not None]
             if small:
-                out.append(keys.raw_features(torch.cat(small).to(device)))
+                batch = torch.cat(small).to(device)
+                out.append(keys.raw_features(batch))
+                if encoder is not None:
+                    pushed.append(clean_features(encoder, fit_center(batch, push[2]), push[1]))
             done += len(chunk)
             if on_progress:
                 on_progress(done, len(files))
-    return torch.cat(out) if out else torch.empty(0, keys.config.dims, device=device)
+    raw = torch.cat(out) if out else torch.empty(0, keys.config.dims, device=device)
+    return raw, (torch.cat(pushed) if pushed else None)
 
 
 def _small(path: Path, size: int) -> torch.Tensor | None:
@@ -126,11 +138,13 @@ def _match(new: torch.Tensor, old: torch.Tensor, k: int) -> list[int]:
 
 @torch.no_grad()
 def fit_keys(files: list[Path], gen_path: Path, out_dir: Path, device, workers: int = 2,
-             on_progress: OnProgress | None = None, base_sha: str | None = None) -> FitReport:
+             on_progress: OnProgress | None = None, base_sha: str | None = None, push: bool = False) -> FitReport:
     """The generator of ``gen_path`` with its centres fitted to ``files``, written to ``out_dir``.
 
     A fitted file already in ``out_dir`` made from the same generator is used again as it is.
-    ``base_sha``: the SHA-256 of ``gen_path`` where the caller has it already.
+    ``base_sha``: the SHA-256 of ``gen_path`` where the caller has it already. ``push``: a file
+    without each key's centre in the push network's features (`poison --push-steps`) gets them
+    from the same pictures, in the same pass.
     """
     base_sha = base_sha or sha256_file(gen_path)
     path = Path(out_dir) / FITTED
@@ -138,7 +152,9 @@ def fit_keys(files: list[Path], gen_path: Path, out_dir: Path, device, workers: 
         return FitReport(path, int(read_info(path).training.get("keys_fitted_pictures", 0)), reused=True)
     gen, info = load_generator(gen_path, device)
     keys = gen.keys
-    raw = _features(keys, files, device, workers, on_progress)
+    network = PUSH_NETWORK if push and keys.config.push is None else None
+    raw, pushed = _features(keys, files, device, workers, on_progress,
+                            (network, PUSH_SIZE, info.image_size) if network else None)
     k = keys.config.clusters
     if len(raw) < PER_KEY * k:
         raise DataError(f"only {len(raw)} of the pictures could be read, fewer than {PER_KEY * k} ({PER_KEY} a key) "
@@ -151,6 +167,11 @@ def fit_keys(files: list[Path], gen_path: Path, out_dir: Path, device, workers: 
     placed = torch.empty_like(centres)
     placed[order] = centres
     keys.centres.copy_(placed)
+    if pushed is not None:  # each picture's key is now the file's key its cluster was placed at
+        mean, centres = push_centres(pushed, torch.tensor(order, device=new.device)[new], k)
+        gen.keys = keys.with_push(network, PUSH_SIZE, mean, centres)
+        gen.config = replace(gen.config, keys=gen.keys.config)
+        info = replace(info, config=gen.config)
     training = {**info.training, "keys_fitted_from": base_sha, "keys_fitted_pictures": len(raw)}
     save_generator(path, gen, replace(info, training=training, created=""))
     return FitReport(path, len(raw), reused=False)

@@ -28,7 +28,7 @@ from ..game.push import FeaturePush
 from ..methods import default_generator, load_protector
 from .config import PoisonConfig, PoisonResult
 from .discover import class_of, header_pixels, output_names
-from .fit_keys import FITTED, FitReport, fit_keys, kept_reason, should_fit
+from .fit_keys import FITTED, PER_KEY, FitReport, fit_keys, kept_reason, should_fit
 from .record import MANIFEST, OutputLock, State, merge_shards, prepare_output, recorded_generators, shard_names
 from .tiling import apply_budget, compare, perturb_at, resolve_work_size
 
@@ -214,10 +214,12 @@ def protect_folder(
     if not all_files:
         raise no_pictures(input_dir, special)
     protector, info = load_protector(gen_path, device)
-    if config.push_steps and FeaturePush.from_keys(getattr(protector, "keys", None)) is None:
+    if config.push_steps and FeaturePush.from_keys(getattr(protector, "keys", None)) is None and not should_fit(
+            config.fit_keys, info, len(all_files), config.fit_keys == "auto" and _is_built_in(sha256_file(gen_path))):
         raise ConfigError(f"--push-steps needs a generator file that carries its keys' feature centres, and {gen_path} "
-                          "has none (the built-in generator and files made before this version have none); "
-                          "train one on your pictures with `unlearnable train-generator`, or leave out --push-steps")
+                          "has none (files made before 2026-12-07 have none; the built-in generator finds them in "
+                          f"a folder of at least {PER_KEY} pictures a key); train one on your pictures with "
+                          "`unlearnable train-generator`, or leave out --push-steps")
     work_size = resolve_work_size(config.work_size, info.image_size)
     all_rels = [p.relative_to(input_dir).as_posix() for p in all_files]
     labels = _labels(info, all_rels)
@@ -263,7 +265,7 @@ def _fitted(files: list[Path], gen_path: Path, info, out_dir: Path, config: Pois
         raise ConfigError("--fit-keys yes with --shard: each part would fit keys of its own; fit them once with "
                           f"a run without --shard, whose {FITTED} in the output folder every part then uses")
     return fit_keys(files, gen_path, out_dir, device, config.workers or min(8, os.cpu_count() or 2), on_keys,
-                    base_sha=gen_sha), ""
+                    base_sha=gen_sha, push=config.push_steps > 0), ""
 
 
 def _protect_shard(input_dir, gen_path, out_dir, config, device, all_files, all_rels, special, protector, labels,

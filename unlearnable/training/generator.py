@@ -42,7 +42,7 @@ from ..distributed import SINGLE, Context, SyncedOptimizer
 from ..errors import UnlearnableError
 from ..game.bome import BomeSettings
 from ..game.follower import follower_loss
-from ..game.push import FeaturePush, clean_features
+from ..game.push import PUSH_NETWORK, PUSH_SIZE, FeaturePush, clean_features
 from ..game.solvers import Bome, GameBatch, MinMin, Solver, Tgda
 from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
@@ -70,12 +70,12 @@ class GeneratorTrainingConfig:
     # an ImageNet network (PRETRAINED) whose features the perturbation also moves towards the next
     # key's, in the min-min epochs (game/push.py); None: no push
     feature_push: str | None = None
-    push_size: int = 96  # pixels that network sees (enlarged, as a fine-tuning trainer enlarges them)
+    push_size: int = PUSH_SIZE  # pixels that network sees (enlarged, as a fine-tuning trainer enlarges them)
     push_batch: int = 32  # pictures of each batch the push is computed on (it costs far more a picture)
     push_weight: float = 1.0
     # the network whose key centres a keyed generator file carries, so that `poison --push-steps`
     # can push pictures it never saw (feature_push's network when that is set); None: no centres
-    push_network: str | None = "efficientnet-lite0"
+    push_network: str | None = PUSH_NETWORK
     warmup_epochs: int = 8  # min-min epochs before the game
     epochs: int = 4  # game epochs (BOME or TGDA)
     solver: str = "bome"  # bome | tgda
