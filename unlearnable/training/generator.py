@@ -210,7 +210,7 @@ def train_generator(
     config = stretch_schedule(config, len(data))
     push = fit_push(data, y_all, keys.config.clusters, config, device, on_push, shared_features)
     if push is not None and config.label_aware:  # the file carries the centres, for `poison --push-steps`
-        keys = keys.with_push(config.feature_push or config.push_network, push.size, push.mean, push.centres)
+        keys = keys.with_push(push.encoder.name, push.size, push.mean, push.centres)
     push = push if config.feature_push else None  # the game's second loss only when asked for
     players = _Players.build(config, keys, device)
     progress = {"epoch": 0, "steps": 0, "seconds": 0.0}
