@@ -135,8 +135,9 @@ def test_fine_tuning_moves_every_layer():
     assert not torch.equal(model.state_dict()["net.classifier.weight"], before["net.classifier.weight"])
 
 
-def test_the_linear_probe_trains_only_its_head():
-    model = build_victim("efficientnet-lite0-probe", 3)
+@pytest.mark.parametrize("arch", ["efficientnet-lite0-probe", "efficientnet-lite2-probe"])
+def test_the_linear_probe_trains_only_its_head(arch):
+    model = build_victim(arch, 3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model.train()
@@ -145,3 +146,9 @@ def test_the_linear_probe_trains_only_its_head():
     opt.step()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"net.classifier.weight", "net.classifier.bias"}
+
+
+def test_the_lite2_trainer_starts_from_the_larger_network():
+    """--arch efficientnet-lite2: another network than the one `poison --push-steps` pushes on."""
+    sizes = {arch: sum(p.numel() for p in build_victim(arch, 3).parameters()) for arch in ("efficientnet-lite0", "efficientnet-lite2")}
+    assert sizes["efficientnet-lite2"] > 1.3 * sizes["efficientnet-lite0"], sizes

@@ -157,13 +157,13 @@ class PretrainedVictim(nn.Module):
     the new head learns and the backbone's batch-norm statistics stay the ImageNet ones.
     """
 
-    def __init__(self, num_classes: int, size: int = 96, frozen: bool = False):
+    def __init__(self, num_classes: int, size: int = 96, frozen: bool = False, network: str = "efficientnet-lite0"):
         super().__init__()
         import copy
 
         from .pretrained import load_encoder
 
-        self.net = copy.deepcopy(load_encoder("efficientnet-lite0").net)  # the shared copy stays frozen
+        self.net = copy.deepcopy(load_encoder(network).net)  # the shared copy stays frozen
         self.net.reset_classifier(num_classes)
         self.net.requires_grad_(not frozen)
         self.net.get_classifier().requires_grad_(True)
@@ -192,6 +192,10 @@ VICTIMS: Registry[Callable[[int], nn.Module]] = Registry("--arch", {
     "wrn-28-10": lambda k: WideResNet(k, 28, 10),
     "efficientnet-lite0": lambda k: PretrainedVictim(k),  # ImageNet-pretrained, every layer fine-tuned
     "efficientnet-lite0-probe": lambda k: PretrainedVictim(k, frozen=True),  # a new last layer on frozen features
+    # the larger network of the same family: a trainer who starts from another network than the
+    # one `poison --push-steps` moves the features of
+    "efficientnet-lite2": lambda k: PretrainedVictim(k, network="efficientnet-lite2"),
+    "efficientnet-lite2-probe": lambda k: PretrainedVictim(k, frozen=True, network="efficientnet-lite2"),
 })
 
 
