@@ -18,15 +18,14 @@ Prints how many pictures reach the target key.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from unlearnable.data import load_pictures
 from unlearnable.game.push import FeaturePush
 from unlearnable.io.genfile import load_generator
 
@@ -42,11 +41,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    eps = 8 / 255
-    names = sorted(os.listdir(a.photos))
-    x = torch.stack([torch.from_numpy(np.asarray(Image.open(a.photos / n).convert("RGB"))).permute(2, 0, 1)
-                     for n in names]).float() / 255
-    gen, _ = load_generator(a.gen)
+    gen, info = load_generator(a.gen)
+    eps = info.eps  # the file's budget
+    data = load_pictures(a.photos, info.image_size, "none")  # pictures of that size stay as they are
+    names = [Path(p).name for p in data.paths]
+    x = data.x.float() / 255
     keys = gen.keys
     with torch.no_grad():
         y = torch.cat([keys(b) for b in x.split(256)])
