@@ -1,0 +1,99 @@
+"""`poison --push-steps` with the push also on inner layers of efficientnet-lite0: a screening.
+
+    python examples/push_layers.py --gen WORK/gen_B.safetensors --photos FOLDER --out OUT --push-steps 10
+    unlearnable evaluate OUT --test TEST --labels LABELS_PNG.csv --recipe pretrained
+
+`poison --push-steps N` (unlearnable/game/push.py) moves each picture's pooled features at the
+network's last layer towards the centre of the next key. A trainer who fine-tunes every layer
+changes the last layers most and the first ones least, and inner-layer feature attacks are
+known to carry over to other networks better than last-layer ones. This script adds, for each
+stage in ``--stages`` (after ``blocks[i]``), the same loss on that stage's pooled features with
+each key's centre at that stage, found on ``--photos`` itself with the keys the file gives its
+pictures. ``--only-inner`` drops the last layer's loss; ``--flip`` adds the mirrored picture
+(the fine-tuning trainer flips). Then it runs `unlearnable poison` in this process with that
+push (the command's own output, ``--batch-size 256``). A screening tool, not a product.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from unlearnable.data import load_pictures
+from unlearnable.game.push import FeaturePush, push_centres
+from unlearnable.io.genfile import load_generator
+from unlearnable.models.pretrained import PretrainedEncoder
+from unlearnable.resize import resize
+
+
+def stage_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int, stages: tuple[int, ...]) -> list[torch.Tensor]:
+    """(N, 3, H, W) in [0, 1] -> the pooled features after each of ``stages``, then the last layer's
+    (:meth:`PretrainedEncoder.pooled`'s), differentiable in x."""
+    net = encoder.net
+    h = F.relu6(net.bn1(net.conv_stem(resize(x, (size, size)) * 2 - 1)))
+    out = []
+    for i, block in enumerate(net.blocks):
+        h = block(h)
+        if i in stages:
+            out.append(h.mean((2, 3)))
+    return out + [net.forward_head(F.relu6(net.bn2(net.conv_head(h))), pre_logits=True)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gen", type=Path, required=True, help="a generator file with cluster keys and push centres")
+    ap.add_argument("--photos", type=Path, required=True, help="the folder to protect (its keys' centres are found on it)")
+    ap.add_argument("--out", type=Path, required=True, help="new folder for the protected pictures")
+    ap.add_argument("--push-steps", type=int, default=10)
+    ap.add_argument("--stages", default="2,4", help="inner stages of the network, comma-separated")
+    ap.add_argument("--only-inner", action="store_true", help="no loss on the last layer")
+    ap.add_argument("--flip", action="store_true", help="the loss on the picture and its mirror")
+    a = ap.parse_args()
+    stages = tuple(int(s) for s in a.stages.split(","))
+    gen, info = load_generator(a.gen)
+    push = FeaturePush.from_keys(gen.keys)
+    if push is None:
+        raise SystemExit(f"{a.gen} carries no push centres: train it with this version of train-generator")
+    data = load_pictures(a.photos, info.image_size, "none")
+    x = data.x.float() / 255
+    with torch.no_grad():
+        y = torch.cat([gen.keys(b) for b in x.split(256)])
+        feats = [torch.cat(f) for f in zip(*(stage_features(push.encoder, b, push.size, stages) for b in x.split(128)))]
+    layers = [push_centres(f, y, len(push.centres)) for f in feats]  # (mean, centres) per stage, then the last
+    if a.only_inner:
+        layers = layers[:-1]
+    print("pictures per key", torch.bincount(y, minlength=len(push.centres)).tolist(),
+          "| last-layer centres against the file's: mean cosine",
+          round(F.cosine_similarity(layers[-1][1], push.centres, dim=1).mean().item(), 3) if not a.only_inner else "-",
+          flush=True)
+
+    def refine(self, x, delta, y, steps, eps):
+        d = delta.detach().clone()
+        target = (y + 1) % len(self.centres)
+        with torch.enable_grad():
+            for _ in range(steps):
+                d.requires_grad_(True)
+                xa = (x + d).clamp(0, 1)
+                loss = 0
+                for view in [xa, xa.flip(-1)] if a.flip else [xa]:
+                    outs = stage_features(self.encoder, view, self.size, stages)
+                    for f, (mean, centres) in zip(outs if not a.only_inner else outs[:-1], layers):
+                        logits = self.scale * F.normalize(f - mean, dim=1) @ centres.T
+                        loss = loss + F.cross_entropy(logits.float(), target, reduction="sum")
+                (g,) = torch.autograd.grad(loss, d)
+                d = (d.detach() - eps / 4 * g.sign()).clamp_(-eps, eps)
+        return d
+
+    FeaturePush.refine = refine  # this process only
+    from unlearnable.cli.main import run
+    import sys
+    sys.argv = ["unlearnable", "poison", str(a.photos), "--gen", str(a.gen), "--out", str(a.out),
+                "--batch-size", "256", "--push-steps", str(a.push_steps)]
+    run()
+
+
+if __name__ == "__main__":
+    main()
