@@ -30,16 +30,16 @@ from unlearnable.resize import resize
 
 
 def stage_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int, stages: tuple[int, ...]) -> list[torch.Tensor]:
-    """(N, 3, H, W) in [0, 1] -> the pooled features after each of ``stages``, then the last layer's
-    (:meth:`PretrainedEncoder.pooled`'s), differentiable in x."""
-    net = encoder.net
-    h = F.relu6(net.bn1(net.conv_stem(resize(x, (size, size)) * 2 - 1)))
-    out = []
-    for i, block in enumerate(net.blocks):
-        h = block(h)
-        if i in stages:
-            out.append(h.mean((2, 3)))
-    return out + [net.forward_head(F.relu6(net.bn2(net.conv_head(h))), pre_logits=True)]
+    """(N, 3, H, W) in [0, 1] -> the pooled features after each of ``stages`` (hooks on
+    ``blocks[i]``), then the last layer's (:meth:`PretrainedEncoder.pooled`), differentiable in x."""
+    out: list[torch.Tensor] = []
+    hooks = [encoder.net.blocks[i].register_forward_hook(lambda module, inputs, h: out.append(h.mean((2, 3)))) for i in stages]
+    try:
+        last = encoder.pooled(resize(x, (size, size)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return out + [last]
 
 
 def main() -> None:
@@ -70,24 +70,16 @@ def main() -> None:
           round(F.cosine_similarity(layers[-1][1], push.centres, dim=1).mean().item(), 3) if not a.only_inner else "-",
           flush=True)
 
-    def refine(self, x, delta, y, steps, eps):
-        d = delta.detach().clone()
-        target = (y + 1) % len(self.centres)
-        with torch.enable_grad():
-            for _ in range(steps):
-                d.requires_grad_(True)
-                xa = (x + d).clamp(0, 1)
-                loss = 0
-                for view in [xa, xa.flip(-1)] if a.flip else [xa]:
-                    outs = stage_features(self.encoder, view, self.size, stages)
-                    for f, (mean, centres) in zip(outs if not a.only_inner else outs[:-1], layers):
-                        logits = self.scale * F.normalize(f - mean, dim=1) @ centres.T
-                        loss = loss + F.cross_entropy(logits.float(), target, reduction="sum")
-                (g,) = torch.autograd.grad(loss, d)
-                d = (d.detach() - eps / 4 * g.sign()).clamp_(-eps, eps)
-        return d
+    def step_loss(self, protected, target):
+        loss = 0
+        for view in [protected, protected.flip(-1)] if a.flip else [protected]:
+            outs = stage_features(self.encoder, view, self.size, stages)
+            for f, (mean, centres) in zip(outs, layers):  # zip stops before the last layer with --only-inner
+                logits = self.scale * F.normalize(f - mean, dim=1) @ centres.T
+                loss = loss + F.cross_entropy(logits.float(), target, reduction="sum")
+        return loss
 
-    FeaturePush.refine = refine  # this process only
+    FeaturePush.step_loss = step_loss  # refine's steps on this loss, in this process only
     from unlearnable.cli.main import run
     import sys
     sys.argv = ["unlearnable", "poison", str(a.photos), "--gen", str(a.gen), "--out", str(a.out),

@@ -96,10 +96,15 @@ class FeaturePush:
         with torch.enable_grad():
             for _ in range(steps):
                 d.requires_grad_(True)
-                logits = self.scale * self.features((x + d).clamp(0, 1)) @ self.centres.T
-                (g,) = torch.autograd.grad(F.cross_entropy(logits.float(), target, reduction="sum"), d)
+                (g,) = torch.autograd.grad(self.step_loss((x + d).clamp(0, 1), target), d)
                 d = (d.detach() - eps / 4 * g.sign()).clamp_(-eps, eps)
         return d
+
+    def step_loss(self, protected: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The summed push loss of protected pictures towards keys ``target``: what each of
+        :meth:`refine`'s steps descends (examples/push_layers.py swaps it for a loss on more layers)."""
+        logits = self.scale * self.features(protected) @ self.centres.T
+        return F.cross_entropy(logits.float(), target, reduction="sum")
 
     @classmethod
     def from_keys(cls, keys) -> "FeaturePush | None":
