@@ -10,7 +10,11 @@ known to carry over to other networks better than last-layer ones. This script a
 stage in ``--stages`` (after ``blocks[i]``), the same loss on that stage's pooled features with
 each key's centre at that stage, found on ``--photos`` itself with the keys the file gives its
 pictures. ``--only-inner`` drops the last layer's loss; ``--flip`` adds the mirrored picture
-(the fine-tuning trainer flips). Then it runs `unlearnable poison` in this process with that
+(the fine-tuning trainer flips). ``--copy-epochs N`` adds the same losses on a copy of the
+network fine-tuned for N epochs on ``--photos`` with the keys as labels (`evaluate --recipe
+pretrained`'s recipe): the trainer's network drifts from the ImageNet one as it fine-tunes,
+and a push that holds for both may hold along the way. ``--stages ""``: the last layer only.
+Then it runs `unlearnable poison` in this process with that
 push (the command's own output, ``--batch-size 256``). A screening tool, not a product.
 """
 
@@ -26,6 +30,8 @@ from unlearnable.data import load_pictures
 from unlearnable.game.push import FeaturePush, push_centres
 from unlearnable.io.genfile import load_generator
 from unlearnable.models.pretrained import PretrainedEncoder
+from unlearnable.models.victims import PretrainedVictim
+from unlearnable.training.victim import train_victim, victim_recipe
 from unlearnable.resize import resize
 
 
@@ -42,6 +48,18 @@ def stage_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int, stage
     return out + [last]
 
 
+def finetuned_copy(x: torch.Tensor, y: torch.Tensor, keys: int, epochs: int) -> PretrainedEncoder:
+    """A copy of efficientnet-lite0 fine-tuned ``epochs`` epochs on uint8 pictures ``x`` with keys
+    ``y`` as labels (the recipe of `evaluate --recipe pretrained`), frozen again as an encoder."""
+    victim = PretrainedVictim(keys)
+    recipe = victim_recipe("pretrained", epochs=epochs)
+    held = slice(0, min(500, len(y)))  # the per-epoch figure printed is accuracy on keys it trains on
+    result = train_victim(x, y, x[held], y[held], recipe, keys, seed=0, device=torch.device("cpu"),
+                          on_epoch=lambda h: print("copy: epoch", h, flush=True), model=victim)
+    print(f"copy fine-tuned in {result.seconds:.0f} s", flush=True)
+    return PretrainedEncoder("efficientnet-lite0-finetuned", victim.net)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", type=Path, required=True, help="a generator file with cluster keys and push centres")
@@ -51,8 +69,10 @@ def main() -> None:
     ap.add_argument("--stages", default="2,4", help="inner stages of the network, comma-separated")
     ap.add_argument("--only-inner", action="store_true", help="no loss on the last layer")
     ap.add_argument("--flip", action="store_true", help="the loss on the picture and its mirror")
+    ap.add_argument("--copy-epochs", type=int, default=0,
+                    help="also push on a copy fine-tuned this many epochs on the folder with the keys as labels")
     a = ap.parse_args()
-    stages = tuple(int(s) for s in a.stages.split(","))
+    stages = tuple(int(s) for s in a.stages.split(",") if s)
     gen, info = load_generator(a.gen)
     push = FeaturePush.from_keys(gen.keys)
     if push is None:
@@ -61,22 +81,28 @@ def main() -> None:
     x = data.x.float() / 255
     with torch.no_grad():
         y = torch.cat([gen.keys(b) for b in x.split(256)])
-        feats = [torch.cat(f) for f in zip(*(stage_features(push.encoder, b, push.size, stages) for b in x.split(128)))]
-    layers = [push_centres(f, y, len(push.centres)) for f in feats]  # (mean, centres) per stage, then the last
-    if a.only_inner:
-        layers = layers[:-1]
+    encoders = [push.encoder]
+    if a.copy_epochs:
+        encoders.append(finetuned_copy(data.x, y, len(push.centres), a.copy_epochs))
+    nets = []  # each network's (mean, centres) per stage, then the last layer's
+    for encoder in encoders:
+        with torch.no_grad():
+            feats = [torch.cat(f) for f in zip(*(stage_features(encoder, b, push.size, stages) for b in x.split(128)))]
+        layers = [push_centres(f, y, len(push.centres)) for f in feats]
+        nets.append((encoder, layers[:-1] if a.only_inner else layers))
     print("pictures per key", torch.bincount(y, minlength=len(push.centres)).tolist(),
           "| last-layer centres against the file's: mean cosine",
-          round(F.cosine_similarity(layers[-1][1], push.centres, dim=1).mean().item(), 3) if not a.only_inner else "-",
-          flush=True)
+          round(F.cosine_similarity(nets[0][1][-1][1], push.centres, dim=1).mean().item(), 3)
+          if not a.only_inner else "-", flush=True)
 
     def step_loss(self, protected, target):
         loss = 0
-        for view in [protected, protected.flip(-1)] if a.flip else [protected]:
-            outs = stage_features(self.encoder, view, self.size, stages)
-            for f, (mean, centres) in zip(outs, layers):  # zip stops before the last layer with --only-inner
-                logits = self.scale * F.normalize(f - mean, dim=1) @ centres.T
-                loss = loss + F.cross_entropy(logits.float(), target, reduction="sum")
+        for encoder, layers in nets:
+            for view in [protected, protected.flip(-1)] if a.flip else [protected]:
+                outs = stage_features(encoder, view, self.size, stages)
+                for f, (mean, centres) in zip(outs, layers):  # zip stops before the last layer with --only-inner
+                    logits = self.scale * F.normalize(f - mean, dim=1) @ centres.T
+                    loss = loss + F.cross_entropy(logits.float(), target, reduction="sum")
         return loss
 
     FeaturePush.step_loss = step_loss  # refine's steps on this loss, in this process only
