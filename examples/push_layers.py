@@ -48,13 +48,14 @@ def stage_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int, stage
     return out + [last]
 
 
-def finetuned_copy(x: torch.Tensor, y: torch.Tensor, keys: int, epochs: int) -> PretrainedEncoder:
+def finetuned_copy(x: torch.Tensor, y: torch.Tensor, keys: int, epochs: int, device: torch.device) -> PretrainedEncoder:
     """A copy of efficientnet-lite0 fine-tuned ``epochs`` epochs on uint8 pictures ``x`` with keys
     ``y`` as labels (the recipe of `evaluate --recipe pretrained`), frozen again as an encoder."""
-    victim = PretrainedVictim(keys)
+    torch.manual_seed(0)  # the new head's weights: the same copy on every run
+    victim = PretrainedVictim(keys).to(device)
     recipe = victim_recipe("pretrained", epochs=epochs)
     held = slice(0, min(500, len(y)))  # the per-epoch figure printed is accuracy on keys it trains on
-    result = train_victim(x, y, x[held], y[held], recipe, keys, seed=0, device=torch.device("cpu"),
+    result = train_victim(x, y, x[held], y[held], recipe, keys, seed=0, device=device,
                           on_epoch=lambda h: print("copy: epoch", h, flush=True), model=victim)
     print(f"copy fine-tuned in {result.seconds:.0f} s", flush=True)
     return PretrainedEncoder("efficientnet-lite0-finetuned", victim.net)
@@ -83,7 +84,7 @@ def main() -> None:
         y = torch.cat([gen.keys(b) for b in x.split(256)])
     encoders = [push.encoder]
     if a.copy_epochs:
-        encoders.append(finetuned_copy(data.x, y, len(push.centres), a.copy_epochs))
+        encoders.append(finetuned_copy(data.x, y, len(push.centres), a.copy_epochs, push.centres.device))
     nets = []  # each network's (mean, centres) per stage, then the last layer's
     for encoder in encoders:
         with torch.no_grad():
