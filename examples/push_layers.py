@@ -52,11 +52,17 @@ def finetuned_copy(x: torch.Tensor, y: torch.Tensor, keys: int, epochs: int, dev
     """A copy of efficientnet-lite0 fine-tuned ``epochs`` epochs on uint8 pictures ``x`` with keys
     ``y`` as labels (the recipe of `evaluate --recipe pretrained`), frozen again as an encoder."""
     torch.manual_seed(0)  # the new head's weights: the same copy on every run
-    victim = PretrainedVictim(keys).to(device)
+    victim = PretrainedVictim(keys)
     recipe = victim_recipe("pretrained", epochs=epochs)
     held = slice(0, min(500, len(y)))  # the per-epoch figure printed is accuracy on keys it trains on
-    result = train_victim(x, y, x[held], y[held], recipe, keys, seed=0, device=device,
-                          on_epoch=lambda h: print("copy: epoch", h, flush=True), model=victim)
+    print(f"fine-tuning a copy of the network on {len(y)} pictures with their keys as labels, {epochs} epochs "
+          "(a line after each)", flush=True)
+
+    def on_epoch(h: dict) -> None:
+        print(f"copy: epoch {h['epoch']}/{epochs}, loss {h['train_loss']:.3f}, "
+              f"{h['test_accuracy']:.1%} of the first {held.stop} pictures in their key", flush=True)
+
+    result = train_victim(x, y, x[held], y[held], recipe, keys, seed=0, device=device, on_epoch=on_epoch, model=victim)
     print(f"copy fine-tuned in {result.seconds:.0f} s", flush=True)
     return PretrainedEncoder("efficientnet-lite0-finetuned", victim.net)
 
