@@ -7,6 +7,7 @@ from torch import nn
 from unlearnable.game.batch import GameBatch
 from unlearnable.game.bome import BomeSettings, bome_lambda, bome_step, inner_response
 from unlearnable.game.losses import follower_payoff, leader_payoff, surrogate_loss
+from unlearnable.game.minmin import batch_norm_counted_twice, minmin_step
 from unlearnable.models.unet import GeneratorConfig, UNetGenerator
 
 
@@ -103,3 +104,54 @@ def test_bome_step_decreases_q_and_moves_the_generator():
     assert any(not torch.equal(a, b) for a, b in zip(w0, gen.parameters()))
     grads_finite = all(torch.isfinite(p).all() for p in gen.parameters())
     assert grads_finite
+
+
+def _two_forward_minmin_step(gen, victim, x, y, gen_opt, vic_opt):
+    """The min-min step as it was written before it ran the generator once: the reference."""
+    with torch.no_grad():
+        delta = gen(x, y)
+    vic_opt.zero_grad(set_to_none=True)
+    follower_payoff(victim((x + delta).clamp(0, 1)), y).backward()
+    vic_opt.step()
+    gen_opt.zero_grad(set_to_none=True)
+    follower_payoff(victim((x + gen(x, y)).clamp(0, 1)), y).backward()
+    vic_opt.zero_grad(set_to_none=True)
+    gen_opt.step()
+
+
+def test_minmin_step_runs_the_generator_once_and_takes_the_two_forward_step():
+    runs = {}
+    for name in ("reference", "one forward"):
+        torch.manual_seed(0)
+        gen = UNetGenerator(GeneratorConfig(channels=(4, 8), num_classes=3, eps=8 / 255))
+        victim = Linear()
+        gen_opt = torch.optim.Adam(gen.parameters(), 1e-3)
+        vic_opt = torch.optim.SGD(victim.parameters(), 0.01, momentum=0.9)
+        calls = []
+        gen.register_forward_hook(lambda *_: calls.append(1))
+        torch.manual_seed(1)
+        for _ in range(4):
+            x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 3, (16,))
+            if name == "reference":
+                _two_forward_minmin_step(gen, victim, x, y, gen_opt, vic_opt)
+            else:
+                minmin_step(GameBatch(gen, victim, x, y, gen_opt, vic_opt, label_aware=True))
+        runs[name] = ({**gen.state_dict(), **{"victim." + k: v for k, v in victim.state_dict().items()}}, len(calls))
+    (ref, ref_calls), (new, new_calls) = runs["reference"], runs["one forward"]
+    assert (ref_calls, new_calls) == (8, 4)
+    moved = 0
+    for k, v in ref.items():
+        if k.endswith(("running_mean", "running_var")):  # two updates folded into one: equal to rounding
+            assert torch.allclose(v, new[k], rtol=1e-5, atol=1e-6), k
+            moved += not torch.allclose(v, torch.zeros_like(v) if k.endswith("mean") else torch.ones_like(v))
+        else:  # weights, and the batch count: exactly as before
+            assert torch.equal(v, new[k]), k
+    assert moved > 0  # the statistics did move, so the comparison means something
+
+
+def test_batch_norm_counted_twice_restores_the_momentum():
+    gen = UNetGenerator(GeneratorConfig(channels=(4, 8), eps=8 / 255))
+    norms = [m for m in gen.modules() if isinstance(m, nn.BatchNorm2d)]
+    with batch_norm_counted_twice(gen):
+        assert all(m.momentum == pytest.approx(0.19) for m in norms)
+    assert all(m.momentum == 0.1 for m in norms)
