@@ -13,7 +13,11 @@ pictures. ``--only-inner`` drops the last layer's loss; ``--flip`` adds the mirr
 (the fine-tuning trainer flips). ``--copy-epochs N`` adds the same losses on a copy of the
 network fine-tuned for N epochs on ``--photos`` with the keys as labels (`evaluate --recipe
 pretrained`'s recipe): the trainer's network drifts from the ImageNet one as it fine-tunes,
-and a push that holds for both may hold along the way. ``--stages ""``: the last layer only.
+and a push that holds for both may hold along the way. ``--copy-on FOLDER`` fine-tunes that copy
+on FOLDER's pictures instead, with the keys of ``--photos``'s pictures of the same names: on a
+folder already protected, the copy is the network a trainer ends with on protected pictures,
+and the push is made against the trainer's own updates (one round). ``--stages ""``: the last
+layer only.
 Then it runs `unlearnable poison` in this process with that
 push (the command's own output, ``--batch-size 256``). A screening tool, not a product.
 """
@@ -78,6 +82,8 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true", help="the loss on the picture and its mirror")
     ap.add_argument("--copy-epochs", type=int, default=0,
                     help="also push on a copy fine-tuned this many epochs on the folder with the keys as labels")
+    ap.add_argument("--copy-on", type=Path, default=None,
+                    help="fine-tune the copy on this folder's pictures (e.g. already protected), keys by name")
     a = ap.parse_args()
     stages = tuple(int(s) for s in a.stages.split(",") if s)
     gen, info = load_generator(a.gen)
@@ -90,7 +96,15 @@ def main() -> None:
         y = torch.cat([gen.keys(b) for b in x.split(256)])
     encoders = [push.encoder]
     if a.copy_epochs:
-        encoders.append(finetuned_copy(data.x, y, len(push.centres), a.copy_epochs, push.centres.device))
+        pictures = data.x
+        if a.copy_on is not None:  # the same pictures by name (any suffix), in the order of --photos
+            other = load_pictures(a.copy_on, info.image_size, "none")
+            index = {Path(p).with_suffix("").as_posix(): i for i, p in enumerate(other.paths)}
+            missing = [p for p in data.paths if Path(p).with_suffix("").as_posix() not in index]
+            if missing:
+                raise SystemExit(f"{a.copy_on} lacks {len(missing)} of the pictures, e.g. {missing[0]}")
+            pictures = other.x[[index[Path(p).with_suffix("").as_posix()] for p in data.paths]]
+        encoders.append(finetuned_copy(pictures, y, len(push.centres), a.copy_epochs, push.centres.device))
     nets = []  # each network's (mean, centres) per stage, then the last layer's
     for encoder in encoders:
         with torch.no_grad():
