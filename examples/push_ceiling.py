@@ -11,6 +11,9 @@ picture's perturbation against the same loss, with the keys of the generator fil
 (the names of ``--photos``, so a labels file of that folder still fits). What a trainer
 learns from those pictures bounds what the push can do at this budget; it is not a product
 (PGD takes tens of gradient steps a picture). Prints how many pictures reach the target key.
+``--labels CSV`` uses the trainer's own classes as the keys instead (each picture moved towards
+the centre of the next class): the push with perfectly pure keys, to tell how much the keys'
+purity limits it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from unlearnable.data import load_pictures
+from unlearnable.data import load_pictures, read_label_file
 from unlearnable.game.push import FeaturePush
 from unlearnable.io.genfile import load_generator
 from unlearnable.models.pretrained import PRETRAINED
@@ -38,15 +41,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--eps", type=float, default=8 / 255)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--labels", type=Path, default=None, help="a labels CSV of --photos: its classes are the keys")
     a = ap.parse_args()
     gen, info = load_generator(a.gen)
     if gen.config.keys is None:
         raise SystemExit(f"{a.gen} has no key model: give a generator trained with keys (train-generator's default)")
-    data = load_pictures(a.photos, info.image_size, "none")  # the size the generator protected them at
+    labels = read_label_file(a.labels) if a.labels else "none"
+    data = load_pictures(a.photos, info.image_size, labels)  # the size the generator protected them at
     x_all = data.x.float() / 255
-    with torch.no_grad():
-        y_all = torch.cat([gen.key(b) for b in x_all.split(500)])
-    k = gen.config.num_classes
+    if a.labels:
+        y_all, k = data.y, len(data.class_names)
+    else:
+        with torch.no_grad():
+            y_all = torch.cat([gen.key(b) for b in x_all.split(500)])
+        k = gen.config.num_classes
     push = FeaturePush.fit(a.network, x_all, y_all, k, size=a.size, batch=a.batch, weight=1.0)
     a.out.mkdir(parents=True, exist_ok=False)
     start, hits = time.perf_counter(), 0
