@@ -12,9 +12,10 @@ Prints the median seconds per step and the ratio to the min-min step. With
 ``--memory-formats`` the two cases are instead the min-min step with both players' weights
 in PyTorch's default (contiguous) layout and in the channels-last layout. With
 ``--feature-push NAME`` they are the min-min step without and with `train-generator
---feature-push NAME` (the preset's push batch and size), both players channels-last as in a run. With ``--generator-passes`` they are the min-min step as
-it was written until 2026-12-07 (the generator run twice a step: once without gradients for
-the victim's step, once for its own) and as it is now (once), both players channels-last.
+--feature-push NAME` (the preset's push batch and size), both players channels-last as in a run.
+With ``--generator-passes`` they are the min-min step as it was written until 2026-12-07 (the
+generator run twice a step: once without gradients for the victim's step, once for its own)
+and as it is now (once), both players channels-last.
 """
 
 from __future__ import annotations
