@@ -52,6 +52,11 @@ def stage_features(encoder: PretrainedEncoder, x: torch.Tensor, size: int, stage
     return out + [last]
 
 
+def stem(path: str) -> str:
+    """A picture's relative path without its suffix: the original and its protected PNG match."""
+    return Path(path).with_suffix("").as_posix()
+
+
 def finetuned_copy(x: torch.Tensor, y: torch.Tensor, keys: int, epochs: int, device: torch.device) -> PretrainedEncoder:
     """A copy of efficientnet-lite0 fine-tuned ``epochs`` epochs on uint8 pictures ``x`` with keys
     ``y`` as labels (the recipe of `evaluate --recipe pretrained`), frozen again as an encoder."""
@@ -85,6 +90,8 @@ def main() -> None:
     ap.add_argument("--copy-on", type=Path, default=None,
                     help="fine-tune the copy on this folder's pictures (e.g. already protected), keys by name")
     a = ap.parse_args()
+    if a.copy_on is not None and not a.copy_epochs:
+        raise SystemExit("--copy-on FOLDER fine-tunes the copy: give --copy-epochs N too")
     stages = tuple(int(s) for s in a.stages.split(",") if s)
     gen, info = load_generator(a.gen)
     push = FeaturePush.from_keys(gen.keys)
@@ -99,11 +106,11 @@ def main() -> None:
         pictures = data.x
         if a.copy_on is not None:  # the same pictures by name (any suffix), in the order of --photos
             other = load_pictures(a.copy_on, info.image_size, "none")
-            index = {Path(p).with_suffix("").as_posix(): i for i, p in enumerate(other.paths)}
-            missing = [p for p in data.paths if Path(p).with_suffix("").as_posix() not in index]
+            index = {stem(p): i for i, p in enumerate(other.paths)}
+            missing = [p for p in data.paths if stem(p) not in index]
             if missing:
                 raise SystemExit(f"{a.copy_on} lacks {len(missing)} of the pictures, e.g. {missing[0]}")
-            pictures = other.x[[index[Path(p).with_suffix("").as_posix()] for p in data.paths]]
+            pictures = other.x[[index[stem(p)] for p in data.paths]]
         encoders.append(finetuned_copy(pictures, y, len(push.centres), a.copy_epochs, push.centres.device))
     nets = []  # each network's (mean, centres) per stage, then the last layer's
     for encoder in encoders:
