@@ -13,7 +13,17 @@ within the budget as `poison` does, then the trainer for seeds 0-2:
 * ``generator``: the generator's output as it is (`poison --amplitude generator`);
 * ``full``: every value at the whole budget, its sign the generator's (`poison --amplitude full`);
 * ``keymean``: each key's mean pattern over the folder, scaled so its largest value is the budget;
-* ``keymean-full``: the sign of each key's mean pattern, at the whole budget.
+* ``keymean-full``: the sign of each key's mean pattern, at the whole budget;
+* ``classmean-full``: the same patterns, pattern i given to the pictures of true class i
+  instead of key i: the patterns with perfectly pure keys (a ceiling, not a product);
+* ``coded-full``: no key at all: each picture's pattern is the sign of a sum of the keys' mean
+  patterns, weighted by the picture's first principal components in the key features (one
+  component per pattern, each scaled to unit variance), so pictures with similar features get
+  similar patterns; a trainer reading the pattern reads a linear code of the features rather
+  than a cluster id;
+* ``keyrand-full`` / ``coded32-full``: as ``keymean-full`` / ``coded-full``, with smooth random
+  patterns (Gaussian on an 8 x 8 grid, enlarged) instead of the generator's, 32 of them and 32
+  components for ``coded32-full``.
 
 It also prints the share of the perturbations' energy that their keys' mean patterns hold.
 
@@ -60,6 +70,32 @@ def keys_of(gen, x: torch.Tensor, how: str, k: int) -> torch.Tensor:
     return torch.cdist(f, kmeans(f, k, seed=0)).argmin(1)
 
 
+def smooth_patterns(n: int, shape: torch.Size, seed: int = 0) -> torch.Tensor:
+    """``n`` random patterns: Gaussian values on an 8 x 8 grid, enlarged bilinearly to ``shape``."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, shape[0], 8, 8, generator=g)
+    return F.interpolate(coarse, size=tuple(shape[1:]), mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def coded_deltas(gen, x: torch.Tensor, key: torch.Tensor, means: torch.Tensor, eps: float,
+                 k: int) -> dict[str, torch.Tensor]:
+    """Patterns that code each picture's features linearly, and the keyed patterns to compare."""
+    f = torch.cat([gen.keys.features(b.float() / 255) for b in x.split(256)])
+    f = f - f.mean(0)
+    _, _, v = torch.linalg.svd(f, full_matrices=False)
+
+    def code(patterns: torch.Tensor) -> torch.Tensor:
+        z = f @ v[:len(patterns)].T
+        z = z / z.std(0, keepdim=True).clamp_min(1e-12)
+        unit = patterns / patterns.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        return full_amplitude(torch.einsum("nj,jchw->nchw", z, unit), eps)
+
+    rand10, rand32 = smooth_patterns(len(means), means.shape[1:]), smooth_patterns(32, means.shape[1:], seed=1)
+    return {"coded-full": code(means), "keyrand-full": full_amplitude(rand10.clone(), eps)[key],
+            "coded32-full": code(rand32)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="extracted CIFAR-10 folder (train/ and test/)")
@@ -73,6 +109,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--schemes", default="none,generator,full,keymean,keymean-full")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--recipe", default="quick", help="trainer recipe (quick: the small CNN; pretrained: fine-tuning)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     first, last = map(int, args.classes.split("-"))
@@ -93,12 +130,15 @@ def main() -> None:
     scaled = means / means.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) * eps
     deltas = {"none": None, "generator": d, "full": full_amplitude(d.clone(), eps), "keymean": scaled[key],
               "keymean-full": full_amplitude(means.clone(), eps)[key]}
+    if any(n.startswith(("coded", "keyrand")) for n in args.schemes.split(",")):
+        deltas.update(coded_deltas(gen, x, key, means, eps, len(classes)))
+    deltas["classmean-full"] = full_amplitude(means.clone(), eps)[y % k]
     seeds = [int(s) for s in args.seeds.split(",")]
     for name in args.schemes.split(","):
         delta = deltas[name]
         train = x if delta is None else torch.stack([
             apply_budget(p.permute(1, 2, 0), q, levels).permute(2, 0, 1) for p, q in zip(x, delta)])
-        accs = [100 * train_victim(train, y, tx, ty, victim_recipe("quick", epochs=args.epochs), len(classes), s,
+        accs = [100 * train_victim(train, y, tx, ty, victim_recipe(args.recipe, epochs=args.epochs), len(classes), s,
                                    torch.device("cpu")).accuracy for s in seeds]
         print(f"{name:13} {statistics.mean(accs):6.2f}%  ({', '.join(f'{a:.2f}' for a in accs)})", flush=True)
 
