@@ -47,6 +47,8 @@ from unlearnable.methods import default_generator
 from unlearnable.models.keys import kmeans
 from unlearnable.training.victim import train_victim, victim_recipe
 
+SCHEMES = ("none", "generator", "full", "keymean", "keymean-full", "classmean-full", "coded-full", "keyrand-full",
+           "coded32-full")
 CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 
 
@@ -78,8 +80,7 @@ def smooth_patterns(n: int, shape: torch.Size, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def coded_deltas(gen, x: torch.Tensor, key: torch.Tensor, means: torch.Tensor, eps: float,
-                 k: int) -> dict[str, torch.Tensor]:
+def coded_deltas(gen, x: torch.Tensor, key: torch.Tensor, means: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
     """Patterns that code each picture's features linearly, and the keyed patterns to compare."""
     f = torch.cat([gen.keys.features(b.float() / 255) for b in x.split(256)])
     f = f - f.mean(0)
@@ -109,8 +110,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--schemes", default="none,generator,full,keymean,keymean-full")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--recipe", default="quick", help="trainer recipe (quick: the small CNN; pretrained: fine-tuning)")
+    ap.add_argument("--recipe", default="quick", help="trainer recipe (quick: the small CNN; pretrained: fine-tuning); --epochs applies")
     args = ap.parse_args()
+    unknown = set(args.schemes.split(",")) - set(SCHEMES)
+    if unknown:
+        raise SystemExit(f"unknown --schemes {', '.join(sorted(unknown))}; choose from {', '.join(SCHEMES)}")
     torch.set_num_threads(args.threads)
     first, last = map(int, args.classes.split("-"))
     classes = list(range(first, last + 1))
@@ -131,7 +135,7 @@ def main() -> None:
     deltas = {"none": None, "generator": d, "full": full_amplitude(d.clone(), eps), "keymean": scaled[key],
               "keymean-full": full_amplitude(means.clone(), eps)[key]}
     if any(n.startswith(("coded", "keyrand")) for n in args.schemes.split(",")):
-        deltas.update(coded_deltas(gen, x, key, means, eps, len(classes)))
+        deltas.update(coded_deltas(gen, x, key, means, eps))
     deltas["classmean-full"] = full_amplitude(means.clone(), eps)[y % k]
     seeds = [int(s) for s in args.seeds.split(",")]
     for name in args.schemes.split(","):
