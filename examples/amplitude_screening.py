@@ -25,7 +25,10 @@ within the budget as `poison` does, then the trainer for seeds 0-2:
   patterns (Gaussian on an 8 x 8 grid, enlarged) instead of the generator's, 32 of them and 32
   components for ``coded32-full``.
 
-It also prints the share of the perturbations' energy that their keys' mean patterns hold.
+It also prints the share of the perturbations' energy that their keys' mean patterns hold, how
+alike the keys' mean patterns are (their mean pairwise cosine) and the share of their energy in
+the lowest spatial frequencies (within 3 cycles across the picture, both ways). ``--schemes ""``
+prints only these.
 
     python examples/amplitude_screening.py --data /tmp/cifar10 --classes 5-9 --lo 1000 --hi 1400 --keys fitted
 """
@@ -97,6 +100,22 @@ def coded_deltas(gen, x: torch.Tensor, key: torch.Tensor, means: torch.Tensor, e
             "coded32-full": code(rand32)}
 
 
+def pairwise_cosine(patterns: torch.Tensor) -> float:
+    """Mean cosine between every two of the patterns (K, C, H, W)."""
+    u = F.normalize(patterns.flatten(1), dim=1)
+    sim = u @ u.T
+    return float(sim[~torch.eye(len(u), dtype=torch.bool)].mean())
+
+
+def low_frequency_share(patterns: torch.Tensor, cycles: int = 3) -> float:
+    """Share of the patterns' energy within ``cycles`` cycles across the picture, both ways."""
+    power = torch.fft.fft2(patterns).abs().pow(2)
+    f = torch.fft.fftfreq(patterns.shape[-1]).abs() * patterns.shape[-1]
+    g = torch.fft.fftfreq(patterns.shape[-2]).abs() * patterns.shape[-2]
+    low = (g[:, None] <= cycles) & (f[None, :] <= cycles)
+    return float(power[..., low].sum() / power.sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="extracted CIFAR-10 folder (train/ and test/)")
@@ -112,7 +131,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--recipe", default="quick", help="trainer recipe (quick: the small CNN; pretrained: fine-tuning); --epochs applies")
     args = ap.parse_args()
-    unknown = set(args.schemes.split(",")) - set(SCHEMES)
+    unknown = set(args.schemes.split(",")) - set(SCHEMES) - {""}
     if unknown:
         raise SystemExit(f"unknown --schemes {', '.join(sorted(unknown))}; choose from {', '.join(SCHEMES)}")
     torch.set_num_threads(args.threads)
@@ -131,6 +150,8 @@ def main() -> None:
     share = float(means[key].pow(2).sum() / d.pow(2).sum())
     print(f"pictures per key {torch.bincount(key, minlength=k).tolist()}; mean |delta| {float(d.abs().mean()) * 255:.2f} "
           f"levels of {levels}; the keys' mean patterns hold {share:.1%} of the energy", flush=True)
+    print(f"the keys' mean patterns: mean pairwise cosine {pairwise_cosine(means):.3f}, "
+          f"{low_frequency_share(means):.1%} of their energy at the lowest frequencies", flush=True)
     scaled = means / means.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) * eps
     deltas = {"none": None, "generator": d, "full": full_amplitude(d.clone(), eps), "keymean": scaled[key],
               "keymean-full": full_amplitude(means.clone(), eps)[key]}
@@ -138,7 +159,7 @@ def main() -> None:
         deltas.update(coded_deltas(gen, x, key, means, eps))
     deltas["classmean-full"] = full_amplitude(means.clone(), eps)[y % k]
     seeds = [int(s) for s in args.seeds.split(",")]
-    for name in args.schemes.split(","):
+    for name in filter(None, args.schemes.split(",")):
         delta = deltas[name]
         train = x if delta is None else torch.stack([
             apply_budget(p.permute(1, 2, 0), q, levels).permute(2, 0, 1) for p, q in zip(x, delta)])
