@@ -36,6 +36,7 @@ prints only these.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from pathlib import Path
 
@@ -83,21 +84,21 @@ def smooth_patterns(n: int, shape: torch.Size, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def coded_deltas(gen, x: torch.Tensor, key: torch.Tensor, means: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
-    """Patterns that code each picture's features linearly, and the keyed patterns to compare."""
+def feature_components(gen, x: torch.Tensor) -> torch.Tensor:
+    """Each picture's coordinates on the principal axes of its key features (N, D), largest first."""
     f = torch.cat([gen.keys.features(b.float() / 255) for b in x.split(256)])
     f = f - f.mean(0)
     _, _, v = torch.linalg.svd(f, full_matrices=False)
+    return f @ v.T
 
-    def code(patterns: torch.Tensor) -> torch.Tensor:
-        z = f @ v[:len(patterns)].T
-        z = z / z.std(0, keepdim=True).clamp_min(1e-12)
-        unit = patterns / patterns.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        return full_amplitude(torch.einsum("nj,jchw->nchw", z, unit), eps)
 
-    rand10, rand32 = smooth_patterns(len(means), means.shape[1:]), smooth_patterns(32, means.shape[1:], seed=1)
-    return {"coded-full": code(means), "keyrand-full": full_amplitude(rand10.clone(), eps)[key],
-            "coded32-full": code(rand32)}
+def coded(components: torch.Tensor, patterns: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each picture's pattern: the sign of the unit ``patterns`` summed with weights from its first
+    ``len(patterns)`` components, each scaled to unit variance; at the whole budget ``eps``."""
+    z = components[:, :len(patterns)]
+    z = z / z.std(0, keepdim=True).clamp_min(1e-12)
+    unit = patterns / patterns.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    return full_amplitude(torch.einsum("nj,jchw->nchw", z, unit), eps)
 
 
 def pairwise_cosine(patterns: torch.Tensor) -> float:
@@ -153,14 +154,23 @@ def main() -> None:
     print(f"the keys' mean patterns: mean pairwise cosine {pairwise_cosine(means):.3f}, "
           f"{low_frequency_share(means):.1%} of their energy at the lowest frequencies", flush=True)
     scaled = means / means.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) * eps
-    deltas = {"none": None, "generator": d, "full": full_amplitude(d.clone(), eps), "keymean": scaled[key],
-              "keymean-full": full_amplitude(means.clone(), eps)[key]}
-    if any(n.startswith(("coded", "keyrand")) for n in args.schemes.split(",")):
-        deltas.update(coded_deltas(gen, x, key, means, eps))
-    deltas["classmean-full"] = full_amplitude(means.clone(), eps)[y % k]
+    signs = full_amplitude(means.clone(), eps)  # each key's mean pattern at the whole budget
+    components = functools.cache(lambda: feature_components(gen, x))  # only if a coded scheme asks
+    deltas = {  # made only when their scheme is run
+        "none": lambda: None,
+        "generator": lambda: d,
+        "full": lambda: full_amplitude(d.clone(), eps),
+        "keymean": lambda: scaled[key],
+        "keymean-full": lambda: signs[key],
+        "classmean-full": lambda: signs[y % k],
+        "coded-full": lambda: coded(components(), means, eps),
+        "keyrand-full": lambda: full_amplitude(smooth_patterns(k, means.shape[1:]), eps)[key],
+        "coded32-full": lambda: coded(components(), smooth_patterns(32, means.shape[1:], seed=1), eps),
+    }
+    assert set(deltas) == set(SCHEMES)
     seeds = [int(s) for s in args.seeds.split(",")]
     for name in filter(None, args.schemes.split(",")):
-        delta = deltas[name]
+        delta = deltas[name]()
         train = x if delta is None else torch.stack([
             apply_budget(p.permute(1, 2, 0), q, levels).permute(2, 0, 1) for p, q in zip(x, delta)])
         accs = [100 * train_victim(train, y, tx, ty, victim_recipe(args.recipe, epochs=args.epochs), len(classes), s,
