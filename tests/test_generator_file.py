@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnable.errors import GeneratorFileError
-from unlearnable.io.genfile import FORMAT_VERSION, GENERATOR_FORMAT, load_generator, read_info
+from unlearnable.io.genfile import FORMAT_VERSION, GENERATOR_FORMAT, PATTERN_FORMAT, load_generator, read_info
 from unlearnable.models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
 
 from .conftest import make_generator
@@ -75,7 +75,8 @@ def test_unet_any_size_and_bound():
 
 
 def test_presets_sizes():
-    sizes = {k: sum(p.numel() for p in UNetGenerator(GeneratorConfig(channels=c)).parameters()) for k, c in GENERATOR_PRESETS.items()}
+    sizes = {k: sum(p.numel() for p in UNetGenerator(GeneratorConfig(channels=c)).parameters())
+             for k, c in GENERATOR_PRESETS.items() if c}
     assert 0.4e6 < sizes["small"] < 0.6e6
     assert 7.5e6 < sizes["paper"] < 8.0e6
 
@@ -88,6 +89,8 @@ def test_presets_sizes():
     ({"eps": 3.0}, "eps"),
     ({"num_classes": -1}, "num_classes"),
     ({"in_channels": 4}, "in_channels"),
+    ({"patterns": -1}, "patterns"),
+    ({"patterns": 32, "num_classes": 0}, "patterns needs num_classes"),
 ])
 def test_tampered_metadata_is_refused_in_one_line(gen_file, config_update, msg):
     from safetensors import safe_open
@@ -108,3 +111,29 @@ def test_tampered_side_fields_are_refused(gen_file):
             load_generator(gen_file)
         _rewrite(gen_file, meta_update={"unlearnable.class_names": "[]", "unlearnable.image_size": "32",
                                         "unlearnable.training": "{}"})
+
+
+def test_pattern_generator_plants_one_bounded_pattern_per_key_and_survives_its_file(tmp_path):
+    from unlearnable.io.genfile import GeneratorInfo, save_generator
+    from unlearnable.models.unet import KeyPatternGenerator
+
+    config = GeneratorConfig(num_classes=3, eps=8 / 255, patterns=8)
+    assert GeneratorConfig.from_dict(config.to_dict()) == config and "patterns" not in GeneratorConfig().to_dict()
+    torch.manual_seed(0)
+    gen = KeyPatternGenerator(config).eval()
+    with torch.no_grad():
+        gen.patterns.mul_(1000)  # far past the bound before tanh
+        x = torch.rand(4, 3, 8, 8)
+        out = gen(x, torch.tensor([0, 0, 1, 2]))
+        assert out.abs().max() <= 8 / 255 + 1e-7 and out.abs().max() > 7.9 / 255
+        assert torch.equal(out[0], out[1]) and not torch.equal(out[1], out[2])  # the key, not the picture
+        assert torch.equal(gen(torch.rand(1, 3, 8, 8), torch.tensor([2])), out[3:])
+        big = gen(torch.rand(1, 3, 20, 30), torch.tensor([1]))  # another size: the pattern resized
+        assert big.shape == (1, 3, 20, 30) and big.abs().max() <= 8 / 255 + 1e-7
+    path = tmp_path / "p.safetensors"
+    save_generator(path, gen, GeneratorInfo(config=config, eps_text="8/255", class_names=["a", "b", "c"]))
+    again, info = load_generator(path)
+    assert isinstance(again, KeyPatternGenerator) and info.config.patterns == 8
+    assert info.format_version == PATTERN_FORMAT  # a version that knows no patterns refuses it as newer
+    with torch.no_grad():
+        assert torch.equal(again(x, torch.tensor([0, 0, 1, 2])), out)

@@ -144,3 +144,18 @@ def test_the_game_can_play_against_the_pretrained_network(tmp_path, small_set):
     with torch.no_grad():
         delta = gen(x, torch.tensor([0, 1, 2, 0]))
     assert 0 < delta.abs().max() <= 8 / 255 + 1e-7
+
+
+def test_the_pattern_generator_trains_one_pattern_per_key_and_needs_keys(tmp_path, small_set):
+    from unlearnable.models.unet import KeyPatternGenerator
+
+    out = tmp_path / "p.safetensors"
+    train_generator(small_set, out, _tiny(keys="folders", generator="patterns"), CPU)
+    gen, info = load_generator(out)
+    assert isinstance(gen, KeyPatternGenerator) and info.config.patterns == 16  # the training size
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        d = gen(x, torch.tensor([0, 0, 1]))
+        assert torch.equal(d[0], d[1]) and not torch.equal(d[0], d[2]) and d.abs().max() <= 8 / 255 + 1e-7
+    with pytest.raises(UnlearnableError, match="needs keys"):
+        train_generator(small_set, tmp_path / "q.safetensors", _tiny(generator="patterns", label_aware=False), CPU)

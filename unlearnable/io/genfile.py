@@ -38,14 +38,15 @@ from ..budget import Budget
 from ..errors import GeneratorFileError, UnlearnableError
 from .files import atomic_path
 from ..models.keys import ClusterKeys, KeyConfig
-from ..models.unet import GeneratorConfig, UNetGenerator
+from ..models.unet import GeneratorConfig, UNetGenerator, build_generator
 from ..models.victims import VICTIMS, build_victim
 
-FORMAT_VERSION = 4  # the newest format this version reads
+FORMAT_VERSION = 5  # the newest format this version reads
 GENERATOR_FORMAT = 1
 SOURCE_FORMAT = 2
 KEYED_FORMAT = 3
 PUSH_FORMAT = 4
+PATTERN_FORMAT = 5  # one learned pattern per key instead of a U-Net (config.patterns)
 PREFIX = "unlearnable."
 NOISE_METHODS = ("rem", "em", "tap")
 
@@ -140,8 +141,11 @@ def save_source_model(path: Path, model: torch.nn.Module, info: SourceModelInfo)
     })
 
 
-def _format(keys: KeyConfig | None) -> int:
-    """The oldest format that holds a generator with these keys."""
+def _format(config: GeneratorConfig) -> int:
+    """The oldest format that holds this generator (an older version refuses a newer one as newer)."""
+    keys = config.keys
+    if config.patterns:
+        return PATTERN_FORMAT
     if keys is None:
         return GENERATOR_FORMAT
     return PUSH_FORMAT if keys.push else KEYED_FORMAT
@@ -151,7 +155,7 @@ def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) ->
     """Write weights and metadata atomically to ``path``."""
     path = Path(path)
     meta = {
-        "format_version": str(_format(info.config.keys)),
+        "format_version": str(_format(info.config)),
         "config": json.dumps(info.config.to_dict()),
         "eps": info.eps_text,
         "eps_float": repr(float(info.config.eps)),
@@ -309,7 +313,7 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[torc
         if isinstance(info, SourceModelInfo):
             generator = build_victim(info.arch, len(info.class_names))
         else:
-            generator = UNetGenerator(info.config)
+            generator = build_generator(info.config)
     except (ValueError, TypeError, RuntimeError, KeyError, UnlearnableError) as exc:
         raise GeneratorFileError(f"{path} has an architecture config this tool cannot build ({exc})") from None
     _load_weights(path, generator)

@@ -72,7 +72,8 @@ GUE_OPTIONS = (
     Option("warmup_epochs", int, "Min-min warm-start epochs before the game; default from the preset.", min=0),
     Option("inner_steps", int, "BOME inner steps T per outer step; default from the preset.", min=1),
     Option("batch_size", int, "Images per outer step; default from the preset.", min=1),
-    Option("generator", str, f"U-Net size: {', '.join(GENERATOR_PRESETS)}; default from the preset."),
+    Option("generator", str, "The generator: small or paper (U-Nets that see each picture and its key), or patterns "
+           "(one learned pattern per key, the same for all of a key's pictures; needs keys); default from the preset."),
     Option("victim", str, f"Follower architecture in the game: {', '.join(VICTIMS)}; default from the preset."),
     Option("label_aware", bool, "Generator sees the class, A(x, y) (cpu default), or only the picture, g(x) (paper).",
            flag="--label-aware/--image-only"),

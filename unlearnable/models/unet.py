@@ -36,6 +36,8 @@ class GeneratorConfig:
     keys: KeyConfig | None = None  # label-aware only: the key model that finds y in the picture itself
     luma: bool = False  # one pattern for the three channels: a change of brightness only
     block: int = 1  # > 1: the pattern is constant over block x block cells (low frequencies only)
+    # > 0: no U-Net: one learned pattern per key, this many pixels a side (KeyPatternGenerator)
+    patterns: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -46,6 +48,8 @@ class GeneratorConfig:
             del d["luma"]  # likewise
         if self.block == 1:
             del d["block"]  # likewise
+        if not self.patterns:
+            del d["patterns"]  # likewise
         return d
 
     @classmethod
@@ -71,13 +75,19 @@ class GeneratorConfig:
         block = d.get("block", 1)
         if not _is_int(block) or not 1 <= block <= MAX_BLOCK:
             raise ValueError(f"block must be an integer in 1..{MAX_BLOCK}, not {block!r}")
+        patterns = d.get("patterns", 0)
+        if not _is_int(patterns) or not 0 <= patterns <= MAX_PATTERN:
+            raise ValueError(f"patterns must be an integer in 0..{MAX_PATTERN}, not {patterns!r}")
+        if patterns and not num_classes:
+            raise ValueError("patterns needs num_classes > 0: one pattern per key")
         return cls(channels=tuple(channels), in_channels=3, num_classes=num_classes, eps=float(eps), keys=keys,
-                   luma=luma, block=block)
+                   luma=luma, block=block, patterns=patterns)
 
 
 MAX_LEVELS = 6  # U-Net depth a file may ask for
 MAX_WIDTH = 2048  # channels per level a file may ask for
 MAX_BLOCK = 64  # pixels per side of a constant cell
+MAX_PATTERN = 1024  # pixels per side of a key's pattern
 
 
 def _is_int(v) -> bool:
@@ -87,6 +97,7 @@ def _is_int(v) -> bool:
 GENERATOR_PRESETS: Registry[tuple[int, ...]] = Registry("--generator", {
     "small": (32, 64, 128),  # about 0.47M parameters: CPU default
     "paper": (64, 128, 256, 512),  # the GUE authors' U-Net, 7.7M parameters
+    "patterns": (),  # no U-Net: one learned pattern per key (KeyPatternGenerator), the training size a side
 })
 
 
@@ -162,13 +173,61 @@ class UNetGenerator(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
-        out = self.head(x)[:, :, :h, :w]
-        b = self.config.block
-        if b > 1:  # one value per b x b cell (the last cells may be partial), spread back over its pixels
-            cells = F.avg_pool2d(out, b, ceil_mode=True)
-            out = cells.repeat_interleave(b, 2).repeat_interleave(b, 3)[:, :, :h, :w]
-        out = self.eps * torch.tanh(out)
-        if self.config.luma:  # equal in R, G and B: any grey conversion (weights summing to 1) keeps all of it
-            out = out.expand(-1, self.config.in_channels, -1, -1)
+        return bounded(self.head(x)[:, :, :h, :w], self.config, self.eps)
+
+
+def bounded(out: torch.Tensor, config: GeneratorConfig, eps: torch.Tensor) -> torch.Tensor:
+    """A generator's last stage: ``block`` cells, ``eps * tanh``, and the ``luma`` copy to R, G and B."""
+    b = config.block
+    h, w = out.shape[-2:]
+    if b > 1:  # one value per b x b cell (the last cells may be partial), spread back over its pixels
+        cells = F.avg_pool2d(out, b, ceil_mode=True)
+        out = cells.repeat_interleave(b, 2).repeat_interleave(b, 3)[:, :, :h, :w]
+    out = eps * torch.tanh(out)
+    if config.luma:  # equal in R, G and B: any grey conversion (weights summing to 1) keeps all of it
+        out = out.expand(-1, config.in_channels, -1, -1)
+    return out
+
+
+# Adam's step on a pattern value is gen_lr times this: a pattern value is its parameter times
+# PATTERN_GAIN, so the game's one learning rate (1e-3, set for U-Net weights) moves a pattern
+# value 0.05 a step, the step examples/pattern_bank.py screened.
+PATTERN_GAIN = 50.0
+
+
+class KeyPatternGenerator(nn.Module):
+    """g(x, y) = eps * tanh(P[y]): one learned pattern per key, the same for every picture of the
+    key, enlarged or reduced (bilinear, after the bound) to the picture's size.
+
+    Class-wise error-minimising noise (Huang et al. 2021) on the keys rather than on labels, trained
+    by the same min-min steps as the U-Net. It reads nothing of the picture but its key.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        if not config.patterns or not config.num_classes:
+            raise ValueError("a pattern generator needs patterns > 0 and num_classes > 0")
+        self.config = config
+        side, channels = config.patterns, 1 if config.luma else config.in_channels
+        self.patterns = nn.Parameter(0.1 / PATTERN_GAIN * torch.randn(config.num_classes, channels, side, side))
+        if config.keys is not None:
+            self.keys = ClusterKeys(config.keys)
+        self.register_buffer("eps", torch.tensor(float(config.eps)), persistent=False)
+
+    key = UNetGenerator.key
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (N, 3, H, W) in [0, 1], read for its key (when ``y`` is not given) and its size."""
+        y = self.key(x) if y is None else y
+        if y is None:
+            raise ValueError("this generator is label-aware and needs class labels")
+        out = bounded(PATTERN_GAIN * self.patterns[y], self.config, self.eps)
+        if out.shape[-2:] != x.shape[-2:]:  # bilinear: convex combinations, still within eps
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    """The generator a config describes: a U-Net, or one pattern per key (``patterns`` > 0)."""
+    return KeyPatternGenerator(config) if config.patterns else UNetGenerator(config)
 

@@ -48,7 +48,7 @@ from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.pretrained import PRETRAINED, check_encoder, load_encoder
-from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator
+from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator, build_generator
 from ..models.victims import build_victim
 from ..registry import Registry
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -273,6 +273,8 @@ def _check_names(config: GeneratorTrainingConfig) -> None:
         raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
         raise UnlearnableError(f"unknown generator preset {config.generator!r}; use {', '.join(GENERATOR_PRESETS)}")
+    if not GENERATOR_PRESETS[config.generator] and not config.label_aware:
+        raise UnlearnableError("--generator patterns plants one pattern per key: it needs keys; drop --image-only")
     if any(name not in ROBUST for name in config.robust):
         raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
@@ -321,11 +323,13 @@ class _Players:
     @classmethod
     def build(cls, config: GeneratorTrainingConfig, keys: ClusterKeys, device: torch.device) -> "_Players":
         k = keys.config.clusters
+        channels = GENERATOR_PRESETS[config.generator]
         gen_config = GeneratorConfig(
-            channels=GENERATOR_PRESETS[config.generator], num_classes=k if config.label_aware else 0, eps=config.eps,
+            channels=channels or GeneratorConfig.channels, num_classes=k if config.label_aware else 0, eps=config.eps,
             keys=keys.config if config.label_aware else None, luma=config.luma, block=config.block,
+            patterns=0 if channels else config.image_size,  # no channels: one pattern per key, at the training size
         )
-        generator = UNetGenerator(gen_config).to(device)
+        generator = build_generator(gen_config).to(device)
         if config.label_aware:
             generator.keys.load_state_dict(keys.state_dict())
         victim = build_victim(config.victim, k).to(device)
