@@ -159,3 +159,15 @@ def test_the_pattern_generator_trains_one_pattern_per_key_and_needs_keys(tmp_pat
         assert torch.equal(d[0], d[1]) and not torch.equal(d[0], d[2]) and d.abs().max() <= 8 / 255 + 1e-7
     with pytest.raises(UnlearnableError, match="needs keys"):
         train_generator(small_set, tmp_path / "q.safetensors", _tiny(generator="patterns", label_aware=False), CPU)
+
+
+@pytest.mark.parametrize("preset, given", [("cpu", {"generator": "patterns", "label_aware": False}),
+                                           ("paper", {"generator": "patterns"})])
+def test_the_pattern_generator_without_keys_is_refused_in_one_line(preset, given):
+    from unlearnable.budget import parse_budget
+    from unlearnable.errors import ConfigError
+    from unlearnable.methods.gue import GueMethod
+
+    with pytest.raises(ConfigError, match="needs keys: drop --image-only"):
+        GueMethod().settings(preset, parse_budget("8/255"), 32, 0, given)
+    assert GueMethod().settings("paper", parse_budget("8/255"), 32, 0, {**given, "label_aware": True}).generator == "patterns"

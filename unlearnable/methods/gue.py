@@ -168,7 +168,11 @@ class GueMethod(Method):
             overrides["min_steps"] = 0  # explicit epochs mean exactly that
         elif base.epochs == 0 and _asks_for_game(given):
             overrides["warmup_epochs"], overrides["epochs"] = CPU_GAME_SCHEDULE
-        return replace(PRESETS[preset], **overrides)
+        settings = replace(PRESETS[preset], **overrides)
+        if not GENERATOR_PRESETS[settings.generator] and not settings.label_aware:
+            raise ConfigError(f"--generator {settings.generator} plants one pattern per key and needs keys: drop "
+                              "--image-only (a paper preset: give --label-aware)")
+        return settings
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None,
               pause_after: float | None = None, shared_features: dict | None = None,
