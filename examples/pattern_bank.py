@@ -22,18 +22,18 @@ import argparse
 import importlib.util
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from unlearnable.augment import crop_flip
 from unlearnable.budget import apply_budget, full_amplitude
 from unlearnable.game.batch import GameBatch
 from unlearnable.game.minmin import minmin_step
 from unlearnable.io.genfile import load_generator
 from unlearnable.models.unet import PATTERN_GAIN, GeneratorConfig, KeyPatternGenerator
 from unlearnable.models.victims import build_victim
-from unlearnable.robust import trainer_transforms
+from unlearnable.training.generator import PRESETS, _game_transform
 from unlearnable.training.victim import train_victim, victim_recipe
 
 _spec = importlib.util.spec_from_file_location("amplitude_screening", Path(__file__).with_name("amplitude_screening.py"))
@@ -49,8 +49,7 @@ def train_bank(x: torch.Tensor, key: torch.Tensor, k: int, eps: float, seed: int
     bank_opt = torch.optim.Adam(bank.parameters(), lr=lr / PATTERN_GAIN)  # lr: the step on a pattern value
     victim_opt = torch.optim.SGD(victim.parameters(), lr=0.01, momentum=0.9)
     sampler = torch.Generator().manual_seed(seed)
-    robust_fn = trainer_transforms(robust, sampler)
-    transform = lambda t: robust_fn(crop_flip(t, generator=sampler))  # noqa: E731 - as the game's
+    transform = _game_transform(replace(PRESETS["cpu"], robust=robust), sampler)  # crop, flip, then --robust
     done = 0
     while done < steps:
         perm = torch.randperm(len(x), generator=sampler)

@@ -157,7 +157,7 @@ def test_the_pattern_generator_trains_one_pattern_per_key_and_needs_keys(tmp_pat
     with torch.no_grad():
         d = gen(x, torch.tensor([0, 0, 1]))
         assert torch.equal(d[0], d[1]) and not torch.equal(d[0], d[2]) and d.abs().max() <= 8 / 255 + 1e-7
-    with pytest.raises(UnlearnableError, match="needs keys"):
+    with pytest.raises(UnlearnableError, match="needs keys: drop --image-only"):
         train_generator(small_set, tmp_path / "q.safetensors", _tiny(generator="patterns", label_aware=False), CPU)
 
 

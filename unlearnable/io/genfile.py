@@ -38,7 +38,7 @@ from ..budget import Budget
 from ..errors import GeneratorFileError, UnlearnableError
 from .files import atomic_path
 from ..models.keys import ClusterKeys, KeyConfig
-from ..models.unet import GeneratorConfig, UNetGenerator, build_generator
+from ..models.unet import GeneratorConfig, build_generator
 from ..models.victims import VICTIMS, build_victim
 
 FORMAT_VERSION = 5  # the newest format this version reads
@@ -151,7 +151,7 @@ def _format(config: GeneratorConfig) -> int:
     return PUSH_FORMAT if keys.push else KEYED_FORMAT
 
 
-def save_generator(path: Path, generator: UNetGenerator, info: GeneratorInfo) -> None:
+def save_generator(path: Path, generator: torch.nn.Module, info: GeneratorInfo) -> None:
     """Write weights and metadata atomically to ``path``."""
     path = Path(path)
     meta = {

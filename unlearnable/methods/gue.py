@@ -19,7 +19,8 @@ from ..io.genfile import load_generator
 from ..models.unet import GENERATOR_PRESETS
 from ..models.victims import VICTIMS
 from ..robust import ROBUST, parse_robust
-from ..training.generator import CPU_GAME_SCHEDULE, KEY_SOURCES, PRESETS, GeneratorTrainingConfig, train_generator
+from ..training.generator import (CPU_GAME_SCHEDULE, KEY_SOURCES, PRESETS, GeneratorTrainingConfig, check_pattern_keys,
+                                  train_generator)
 from ..models.pretrained import PRETRAINED
 from .base import COMMON, Method, Option, TrainReport, register, small_cnn_encoder
 from .candidates import AUTO, AUTO_PICTURES, how_many, train_candidates
@@ -169,9 +170,7 @@ class GueMethod(Method):
         elif base.epochs == 0 and _asks_for_game(given):
             overrides["warmup_epochs"], overrides["epochs"] = CPU_GAME_SCHEDULE
         settings = replace(PRESETS[preset], **overrides)
-        if not GENERATOR_PRESETS[settings.generator] and not settings.label_aware:
-            raise ConfigError(f"--generator {settings.generator} plants one pattern per key and needs keys: drop "
-                              "--image-only (a paper preset: give --label-aware)")
+        check_pattern_keys(settings)
         return settings
 
     def train(self, data_dir, out, settings, device, *, resume=False, ctx=None, on_load=None, on_progress=None,

@@ -39,7 +39,7 @@ from ..augment import crop_flip
 from ..robust import ROBUST, trainer_transforms
 from ..data import load_pictures
 from ..distributed import SINGLE, Context, SyncedOptimizer
-from ..errors import UnlearnableError
+from ..errors import ConfigError, UnlearnableError
 from ..game.bome import BomeSettings
 from ..game.follower import follower_loss
 from ..game.push import PUSH_NETWORK, PUSH_SIZE, FeaturePush, clean_features
@@ -48,7 +48,7 @@ from ..game.tgda import TgdaSettings
 from ..io.genfile import GeneratorInfo, load_keys, save_generator
 from ..models.keys import ClusterKeys, KeyConfig
 from ..models.pretrained import PRETRAINED, check_encoder, load_encoder
-from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, UNetGenerator, build_generator
+from ..models.unet import GENERATOR_PRESETS, GeneratorConfig, build_generator
 from ..models.victims import build_victim
 from ..registry import Registry
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -267,14 +267,20 @@ def _checkpoint_for(out: Path, resume: bool) -> Path:
     return ckpt
 
 
+def check_pattern_keys(config: GeneratorTrainingConfig) -> None:
+    """A generator of one pattern per key (a preset without U-Net widths) needs keys: refused otherwise."""
+    if not GENERATOR_PRESETS[config.generator] and not config.label_aware:
+        raise ConfigError(f"--generator {config.generator} plants one pattern per key and needs keys: drop "
+                          "--image-only (a paper preset: give --label-aware)")
+
+
 def _check_names(config: GeneratorTrainingConfig) -> None:
     """Every registry name in the settings is one this version knows (a config may come from code, not the CLI)."""
     if config.solver not in ("bome", "tgda"):
         raise UnlearnableError(f"unknown solver {config.solver!r}; use bome or tgda")
     if config.generator not in GENERATOR_PRESETS:
         raise UnlearnableError(f"unknown generator preset {config.generator!r}; use {', '.join(GENERATOR_PRESETS)}")
-    if not GENERATOR_PRESETS[config.generator] and not config.label_aware:
-        raise UnlearnableError("--generator patterns plants one pattern per key: it needs keys; drop --image-only")
+    check_pattern_keys(config)
     if any(name not in ROBUST for name in config.robust):
         raise UnlearnableError(f"unknown robust transformation in {config.robust}; use {', '.join(ROBUST)}")
     if config.keys not in KEY_SOURCES:
@@ -314,7 +320,7 @@ def _read_and_key(data_root: Path, config: GeneratorTrainingConfig, device: torc
 class _Players:
     """The leader and the follower, their optimizers, and the generator's config for the file."""
 
-    generator: UNetGenerator
+    generator: torch.nn.Module  # a U-Net or a KeyPatternGenerator (build_generator)
     victim: torch.nn.Module
     gen_opt: torch.optim.Optimizer
     victim_opt: torch.optim.Optimizer
